@@ -1,0 +1,225 @@
+//! A content-addressed cache of layer blobs: `DIR/sha256/<hex>` holds only verified blobs,
+//! `DIR/partial/<hex>` a download in progress that the next attempt resumes.
+
+use crate::error::{Context as _, Error, Result};
+use crate::oci::Descriptor;
+use crate::progress::{Cancel, Tracker};
+use crate::source::Source;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+pub struct BlobCache {
+    dir: PathBuf,
+}
+
+impl BlobCache {
+    pub fn open(dir: &Path) -> Result<BlobCache> {
+        for sub in ["sha256", "partial"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .ctx(|| format!("create {}", dir.join(sub).display()))?;
+        }
+        Ok(BlobCache {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn hex(digest: &str) -> &str {
+        digest.strip_prefix("sha256:").unwrap_or(digest)
+    }
+
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join("sha256").join(Self::hex(digest))
+    }
+
+    fn partial_path(&self, digest: &str) -> PathBuf {
+        self.dir.join("partial").join(Self::hex(digest))
+    }
+
+    pub fn contains(&self, desc: &Descriptor) -> bool {
+        std::fs::metadata(self.path(&desc.digest)).is_ok_and(|m| m.len() == desc.size)
+    }
+
+    /// Bytes already downloaded towards `desc` (a finished blob counts whole).
+    pub fn cached_bytes(&self, desc: &Descriptor) -> u64 {
+        if self.contains(desc) {
+            return desc.size;
+        }
+        std::fs::metadata(self.partial_path(&desc.digest))
+            .map(|m| m.len().min(desc.size))
+            .unwrap_or(0)
+    }
+
+    /// Downloads `desc` into the cache unless it is there, resuming a partial download and
+    /// retrying transient errors with exponential backoff.
+    pub async fn fetch(
+        &self,
+        source: &Source,
+        desc: &Descriptor,
+        tracker: &Tracker,
+        cancel: &Cancel,
+        retries: u32,
+    ) -> Result<PathBuf> {
+        let dest = self.path(&desc.digest);
+        if self.contains(desc) {
+            return Ok(dest);
+        }
+        let mut attempt = 0;
+        loop {
+            cancel.check()?;
+            match self.fetch_once(source, desc, tracker, cancel).await {
+                Ok(()) => return Ok(dest),
+                Err(e) if e.is_transient() && attempt < retries => {
+                    attempt += 1;
+                    let delay = Duration::from_millis(200 * (1 << attempt.min(6)));
+                    tracing::warn!(blob = %desc.digest, attempt, ?delay, "transient registry error, retrying: {e}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn fetch_once(
+        &self,
+        source: &Source,
+        desc: &Descriptor,
+        tracker: &Tracker,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let partial = self.partial_path(&desc.digest);
+        let (mut hasher, mut have) = hash_existing(&partial, desc.size)?;
+        let blob = source.open_blob(desc, have).await?;
+        if !blob.from_offset && have > 0 {
+            // The source ignored the range request: start over.
+            tracker.sub_bytes(have);
+            hasher = Sha256::new();
+            have = 0;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&partial)
+            .await
+            .ctx(|| format!("open {}", partial.display()))?;
+        file.set_len(have)
+            .await
+            .ctx(|| format!("truncate {}", partial.display()))?;
+        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(have))
+            .await
+            .ctx(|| format!("seek {}", partial.display()))?;
+        let mut stream = blob.stream;
+        while let Some(chunk) = stream.next().await {
+            cancel.check()?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(Error::DigestMismatch { .. }) => break, // checked below with the full picture
+                Err(e) => {
+                    file.flush().await.ok();
+                    return Err(e);
+                }
+            };
+            if have + chunk.len() as u64 > desc.size {
+                drop(file);
+                let _ = std::fs::remove_file(&partial);
+                return Err(Error::DigestMismatch {
+                    what: format!("blob {}", desc.digest),
+                    expected: format!("{} bytes", desc.size),
+                    actual: "more bytes than the manifest declares".into(),
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .ctx(|| format!("write {}", partial.display()))?;
+            have += chunk.len() as u64;
+            tracker.add_bytes(chunk.len() as u64);
+        }
+        file.flush()
+            .await
+            .ctx(|| format!("flush {}", partial.display()))?;
+        if have < desc.size {
+            // The connection ended early: keep what we have and let the retry resume.
+            return Err(Error::Network {
+                registry: "source".into(),
+                detail: format!(
+                    "blob {} ended after {have} of {} bytes",
+                    desc.digest, desc.size
+                ),
+            });
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != desc.digest {
+            drop(file);
+            let _ = std::fs::remove_file(&partial);
+            tracker.sub_bytes(have);
+            return Err(Error::DigestMismatch {
+                what: format!("blob {}", desc.digest),
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        file.sync_all()
+            .await
+            .ctx(|| format!("sync {}", partial.display()))?;
+        drop(file);
+        let dest = self.path(&desc.digest);
+        std::fs::rename(&partial, &dest).ctx(|| format!("rename into {}", dest.display()))?;
+        Ok(())
+    }
+
+    /// Removes every blob and partial download not named in `keep`.
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) -> Result<u64> {
+        let mut freed = 0;
+        for sub in ["sha256", "partial"] {
+            let dir = self.dir.join(sub);
+            for entry in std::fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+                let entry = entry.ctx(|| format!("read {}", dir.display()))?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !keep.contains(&format!("sha256:{name}")) {
+                    freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    std::fs::remove_file(entry.path())
+                        .ctx(|| format!("remove {}", entry.path().display()))?;
+                }
+            }
+        }
+        Ok(freed)
+    }
+}
+
+/// Hashes what a partial download already holds; a partial larger than the blob is discarded.
+fn hash_existing(partial: &Path, size: u64) -> Result<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let mut file = match std::fs::File::open(partial) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((hasher, 0)),
+        Err(e) => return Err(Error::io(format!("open {}", partial.display()), e)),
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > size {
+        drop(file);
+        std::fs::remove_file(partial).ctx(|| format!("remove {}", partial.display()))?;
+        return Ok((hasher, 0));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut have = 0;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .ctx(|| format!("read {}", partial.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        have += n as u64;
+    }
+    Ok((hasher, have))
+}

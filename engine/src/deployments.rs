@@ -1,0 +1,378 @@
+//! The sysroot's deployments: which one is booted, staged, the rollback; staging (real on a
+//! booted ostree host, emulated elsewhere), the emulated reboot, rollback, pinning, pruning.
+//!
+//! Emulation: on a sysroot that is not the running system, a staged deployment is written as
+//! a non-default deployment marked `[berth] staged=true` in its origin, and the "booted"
+//! deployment is recorded in `ostree/berth/emulated-booted`. [`emulated_reboot`] does what
+//! ostree's finalization and a reboot would: staged becomes default, default becomes booted.
+
+use crate::error::{Context as _, Error, Result};
+use crate::imgref::ImageRef;
+use ostree::gio;
+use ostree::glib;
+use ostree::prelude::*;
+use std::path::{Path, PathBuf};
+
+pub const BERTH_GROUP: &str = "berth";
+const EMULATED_BOOTED: &str = "ostree/berth/emulated-booted";
+
+pub fn open(path: &Path) -> Result<ostree::Sysroot> {
+    let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(path)));
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| format!("load sysroot {}", path.display()))?;
+    Ok(sysroot)
+}
+
+/// Holds the sysroot lock for the duration of a change.
+pub struct Locked<'a>(&'a ostree::Sysroot);
+
+impl<'a> Locked<'a> {
+    pub fn take(sysroot: &'a ostree::Sysroot) -> Result<Self> {
+        let got = sysroot.try_lock().ctx(|| "lock sysroot".into())?;
+        if !got {
+            return Err(Error::Busy(
+                "another process holds the ostree sysroot lock".into(),
+            ));
+        }
+        Ok(Locked(sysroot))
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+pub fn is_emulated(sysroot: &ostree::Sysroot) -> bool {
+    sysroot.booted_deployment().is_none()
+}
+
+pub fn id(d: &ostree::Deployment) -> String {
+    format!("{} {} {}", d.osname(), d.csum(), d.deployserial())
+}
+
+fn sysroot_path(sysroot: &ostree::Sysroot) -> PathBuf {
+    sysroot.path().path().unwrap_or_default()
+}
+
+pub fn is_staged(d: &ostree::Deployment) -> bool {
+    d.is_staged() || origin_get(d, BERTH_GROUP, "staged").as_deref() == Some("true")
+}
+
+pub fn origin_get(d: &ostree::Deployment, group: &str, key: &str) -> Option<String> {
+    d.origin()?.string(group, key).ok().map(|s| s.to_string())
+}
+
+pub fn staged(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
+    sysroot
+        .staged_deployment()
+        .or_else(|| sysroot.deployments().into_iter().find(is_staged))
+}
+
+/// The booted deployment: the real one, or the one the emulation recorded (default: first).
+pub fn booted(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
+    if let Some(b) = sysroot.booted_deployment() {
+        return Some(b);
+    }
+    let deployments = sysroot.deployments();
+    let recorded = std::fs::read_to_string(sysroot_path(sysroot).join(EMULATED_BOOTED)).ok();
+    if let Some(rec) = recorded {
+        if let Some(d) = deployments.iter().find(|d| id(d) == rec.trim()) {
+            return Some(d.clone());
+        }
+    }
+    deployments.into_iter().find(|d| !is_staged(d))
+}
+
+/// The deployment that boots next if nothing is staged.
+pub fn default(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
+    sysroot.deployments().into_iter().find(|d| !is_staged(d))
+}
+
+/// The deployment a rollback switches to: the previous one, or, when a rollback is already
+/// queued, the default one that will boot next.
+pub fn rollback(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
+    let booted = booted(sysroot)?;
+    sysroot
+        .deployments()
+        .into_iter()
+        .find(|d| !is_staged(d) && !d.equal(&booted) && d.osname() == booted.osname())
+}
+
+fn record_booted(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()> {
+    let path = sysroot_path(sysroot).join(EMULATED_BOOTED);
+    write_atomic(&path, id(d).as_bytes())
+}
+
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .ctx(|| format!("sync {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("rename {}", path.display()))
+}
+
+/// Origin of a deployment made from an image: bootc's key plus Berth's own.
+pub fn image_origin(image: &ImageRef, manifest_digest: &str) -> glib::KeyFile {
+    let kf = glib::KeyFile::new();
+    let bootc_ref = match image {
+        ImageRef::Registry(_) => format!("ostree-unverified-registry:{image}"),
+        ImageRef::Layout { .. } => format!("ostree-unverified-image:{image}"),
+    };
+    kf.set_string("origin", "container-image-reference", &bootc_ref);
+    kf.set_string(BERTH_GROUP, "image", &image.to_string());
+    kf.set_string(BERTH_GROUP, "manifest-digest", manifest_digest);
+    kf
+}
+
+/// The image reference a deployment follows.
+pub fn deployment_image(d: &ostree::Deployment) -> Option<ImageRef> {
+    origin_get(d, BERTH_GROUP, "image").and_then(|s| ImageRef::parse(&s).ok())
+}
+
+pub struct NewDeployment<'a> {
+    pub osname: &'a str,
+    pub commit: &'a str,
+    pub origin: &'a glib::KeyFile,
+    pub merge: Option<&'a ostree::Deployment>,
+    pub kargs: &'a [String],
+}
+
+fn deploy_tree(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Deployment> {
+    let kargs: Vec<&str> = n.kargs.iter().map(String::as_str).collect();
+    let opts = ostree::SysrootDeployTreeOpts {
+        override_kernel_argv: Some(&kargs),
+        ..Default::default()
+    };
+    sysroot
+        .deploy_tree_with_options(
+            Some(n.osname),
+            n.commit,
+            Some(n.origin),
+            n.merge,
+            Some(&opts),
+            gio::Cancellable::NONE,
+        )
+        .ctx(|| format!("deploy {}", n.commit))
+}
+
+/// Stages a deployment to boot next: real staging on a booted host, emulated elsewhere.
+/// A deployment staged earlier is replaced.
+pub fn stage(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Deployment> {
+    let _lock = Locked::take(sysroot)?;
+    if !is_emulated(sysroot) {
+        let kargs: Vec<&str> = n.kargs.iter().map(String::as_str).collect();
+        let opts = ostree::SysrootDeployTreeOpts {
+            override_kernel_argv: Some(&kargs),
+            ..Default::default()
+        };
+        return sysroot
+            .stage_tree_with_options(
+                Some(n.osname),
+                n.commit,
+                Some(n.origin),
+                n.merge,
+                &opts,
+                gio::Cancellable::NONE,
+            )
+            .ctx(|| format!("stage {}", n.commit));
+    }
+    discard_staged_locked(sysroot)?;
+    let d = deploy_tree(sysroot, n)?;
+    let origin = n.origin.clone();
+    origin.set_string(BERTH_GROUP, "staged", "true");
+    d.set_origin(Some(&origin));
+    let flags = ostree::SysrootSimpleWriteDeploymentFlags::NOT_DEFAULT
+        | ostree::SysrootSimpleWriteDeploymentFlags::RETAIN;
+    sysroot
+        .simple_write_deployment(Some(n.osname), &d, n.merge, flags, gio::Cancellable::NONE)
+        .ctx(|| "write deployments".into())?;
+    sysroot
+        .write_origin_file(&d, Some(&origin), gio::Cancellable::NONE)
+        .ctx(|| "write origin".into())?;
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())?;
+    Ok(d)
+}
+
+/// Writes a deployment as the new default right away (install, factory reset).
+pub fn deploy_default(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Deployment> {
+    let _lock = Locked::take(sysroot)?;
+    let d = deploy_tree(sysroot, n)?;
+    let flags = ostree::SysrootSimpleWriteDeploymentFlags::RETAIN;
+    sysroot
+        .simple_write_deployment(Some(n.osname), &d, n.merge, flags, gio::Cancellable::NONE)
+        .ctx(|| "write deployments".into())?;
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())?;
+    Ok(d)
+}
+
+fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
+    sysroot
+        .write_deployments(list, gio::Cancellable::NONE)
+        .ctx(|| "write deployments".into())?;
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())
+}
+
+fn discard_staged_locked(sysroot: &ostree::Sysroot) -> Result<bool> {
+    let all = sysroot.deployments();
+    if !all.iter().any(is_staged) && sysroot.staged_deployment().is_none() {
+        return Ok(false);
+    }
+    let keep: Vec<_> = all.into_iter().filter(|d| !is_staged(d)).collect();
+    write_list(sysroot, &keep)?;
+    Ok(true)
+}
+
+/// Drops a staged deployment; returns whether there was one.
+pub fn discard_staged(sysroot: &ostree::Sysroot) -> Result<bool> {
+    let _lock = Locked::take(sysroot)?;
+    discard_staged_locked(sysroot)
+}
+
+/// Makes the rollback deployment the default (or, if that is already queued, the booted one
+/// again). A staged deployment is discarded.
+pub fn rollback_to_previous(sysroot: &ostree::Sysroot) -> Result<ostree::Deployment> {
+    let _lock = Locked::take(sysroot)?;
+    discard_staged_locked(sysroot)?;
+    let booted = booted(sysroot).ok_or_else(|| Error::WrongState("no booted deployment".into()))?;
+    let default = default(sysroot).ok_or_else(|| Error::WrongState("no deployments".into()))?;
+    let target = if default.equal(&booted) {
+        rollback(sysroot)
+            .ok_or_else(|| Error::WrongState("there is no rollback deployment".into()))?
+    } else {
+        booted
+    };
+    let mut list: Vec<_> = sysroot
+        .deployments()
+        .into_iter()
+        .filter(|d| !d.equal(&target))
+        .collect();
+    list.insert(0, target.clone());
+    write_list(sysroot, &list)?;
+    Ok(target)
+}
+
+/// What a reboot does on an emulated sysroot: the staged deployment is finalized as the new
+/// default (keeping the booted one as rollback, pinned ones and other stateroots), then the
+/// default deployment becomes the booted one.
+pub fn emulated_reboot(sysroot: &ostree::Sysroot) -> Result<ostree::Deployment> {
+    if !is_emulated(sysroot) {
+        return Err(Error::WrongState(
+            "this sysroot is the running system: reboot it for real".into(),
+        ));
+    }
+    let _lock = Locked::take(sysroot)?;
+    if let Some(s) = staged(sysroot) {
+        let booted = booted(sysroot);
+        let mut list = vec![s.clone()];
+        for d in sysroot.deployments() {
+            let keep = booted.as_ref().is_some_and(|b| d.equal(b))
+                || d.is_pinned()
+                || Some(d.osname()) != booted.as_ref().map(|b| b.osname());
+            if !d.equal(&s) && keep {
+                list.push(d);
+            }
+        }
+        let origin = s
+            .origin()
+            .ok_or_else(|| Error::WrongState("staged deployment has no origin".into()))?;
+        let _ = origin.remove_key(BERTH_GROUP, "staged");
+        sysroot
+            .write_origin_file(&s, Some(&origin), gio::Cancellable::NONE)
+            .ctx(|| "write origin".into())?;
+        write_list(sysroot, &list)?;
+    }
+    let next = default(sysroot).ok_or_else(|| Error::WrongState("no deployments".into()))?;
+    record_booted(sysroot, &next)?;
+    Ok(next)
+}
+
+pub fn set_pinned(sysroot: &ostree::Sysroot, index: usize, pinned: bool) -> Result<()> {
+    let _lock = Locked::take(sysroot)?;
+    let d = sysroot
+        .deployments()
+        .into_iter()
+        .nth(index)
+        .ok_or_else(|| Error::WrongState(format!("no deployment with index {index}")))?;
+    if is_staged(&d) {
+        return Err(Error::WrongState(
+            "a staged deployment cannot be pinned".into(),
+        ));
+    }
+    sysroot
+        .deployment_set_pinned(&d, pinned)
+        .ctx(|| "set pinned".into())?;
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())
+}
+
+/// Keeps only the deployments something needs: booted, default, rollback, staged, pinned;
+/// the caller then lets ostree delete unused deployment directories and prune the repository.
+/// Deployments of stateroots that a factory reset replaced go once the reset one has booted.
+pub fn prune(sysroot: &ostree::Sysroot) -> Result<Vec<String>> {
+    let _lock = Locked::take(sysroot)?;
+    let booted = booted(sysroot);
+    let default = default(sysroot);
+    let rollback = rollback(sysroot);
+    let booted_root = booted.as_ref().map(|b| b.osname().to_string());
+    let replaced: Vec<String> = booted
+        .as_ref()
+        .and_then(|b| origin_get(b, BERTH_GROUP, "reset-from"))
+        .into_iter()
+        .collect();
+    let needed = |d: &ostree::Deployment| {
+        [&booted, &default, &rollback]
+            .iter()
+            .any(|x| x.as_ref().is_some_and(|x| x.equal(d)))
+            || is_staged(d)
+            || d.is_pinned()
+    };
+    let mut removed_roots = Vec::new();
+    let keep: Vec<_> = sysroot
+        .deployments()
+        .into_iter()
+        .filter(|d| {
+            let root = d.osname().to_string();
+            if replaced.contains(&root) {
+                return d.is_pinned();
+            }
+            Some(&root) != booted_root.as_ref() || needed(d)
+        })
+        .collect();
+    write_list(sysroot, &keep)?;
+    for root in &replaced {
+        if !keep.iter().any(|d| d.osname() == root.as_str()) {
+            let dir = sysroot_path(sysroot).join("ostree/deploy").join(root);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .ctx(|| format!("remove old stateroot {}", dir.display()))?;
+                removed_roots.push(root.clone());
+            }
+        }
+    }
+    Ok(removed_roots)
+}
+
+pub fn deployment_dir(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> PathBuf {
+    sysroot_path(sysroot).join(sysroot.deployment_dirpath(d).as_str())
+}
+
+pub fn stateroot_var(sysroot: &ostree::Sysroot, osname: &str) -> PathBuf {
+    sysroot_path(sysroot)
+        .join("ostree/deploy")
+        .join(osname)
+        .join("var")
+}

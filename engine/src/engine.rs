@@ -1,0 +1,760 @@
+//! The engine's front door: one [`Engine`] per sysroot, with every operation berthd offers.
+
+use crate::blobcache::BlobCache;
+use crate::config::Config;
+use crate::deployments::{self as deps, NewDeployment, BERTH_GROUP};
+use crate::error::{Context as _, Error, Result};
+use crate::imgref::ImageRef;
+use crate::import::{self, ImageMeta};
+use crate::oci;
+use crate::progress::{Cancel, Phase, Progress, ProgressFn, Tracker};
+use crate::source::{FetchedImage, Source};
+use crate::status::{self, CachedUpdate};
+use crate::{fsutil, kargs, space};
+use futures_util::{StreamExt, TryStreamExt};
+use ostree::gio;
+use ostree::prelude::*;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const CACHED_UPDATE: &str = "ostree/berth/cached-update.json";
+/// Room a new deployment needs besides its kernel: the copied `/etc` and boot entries.
+const DEPLOY_OVERHEAD: u64 = 32 << 20;
+
+#[derive(Clone)]
+pub struct Engine {
+    sysroot: PathBuf,
+    config: Arc<Config>,
+    cache_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub image: String,
+    pub update_available: bool,
+    pub manifest_digest: String,
+    pub version: Option<String>,
+    pub created: Option<String>,
+    /// Bytes a pull would really download (layers not imported or cached yet).
+    pub download_bytes: u64,
+    pub layers: usize,
+    pub layers_to_download: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pulled {
+    pub commit: String,
+    pub manifest_digest: String,
+    pub version: Option<String>,
+    pub downloaded_bytes: u64,
+    pub imported_layers: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateOptions {
+    /// Fetch and import now; stage later with `from_downloaded`.
+    pub download_only: bool,
+    /// Stage the update fetched earlier by a download-only update, without the network.
+    pub from_downloaded: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", tag = "result")]
+pub enum UpdateOutcome {
+    /// Booted (or already staged) is the newest.
+    NoUpdate {
+        manifest_digest: String,
+    },
+    Downloaded {
+        pulled: Pulled,
+    },
+    Staged {
+        pulled: Pulled,
+    },
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupReport {
+    pub removed_images: usize,
+    pub removed_layers: usize,
+    pub removed_stateroots: Vec<String>,
+    pub freed_cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    pub stateroot: String,
+    pub kargs: Vec<String>,
+}
+
+impl Engine {
+    pub fn open(sysroot: &Path, config: Config) -> Result<Engine> {
+        if !sysroot.join("ostree/repo").is_dir() {
+            return Err(Error::WrongState(format!(
+                "{} is not an ostree sysroot (no ostree/repo)",
+                sysroot.display()
+            )));
+        }
+        let cache_dir = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| sysroot.join("ostree/berth/cache"));
+        Ok(Engine {
+            sysroot: sysroot.to_path_buf(),
+            config: Arc::new(config),
+            cache_dir,
+        })
+    }
+
+    pub fn sysroot_path(&self) -> &Path {
+        &self.sysroot
+    }
+
+    fn repo_path(&self) -> PathBuf {
+        self.sysroot.join("ostree/repo")
+    }
+
+    fn open_sysroot(&self) -> Result<ostree::Sysroot> {
+        deps::open(&self.sysroot)
+    }
+
+    /// The image the booted deployment follows.
+    pub fn tracked_image(&self) -> Result<ImageRef> {
+        let sysroot = self.open_sysroot()?;
+        let booted = deps::booted(&sysroot).ok_or_else(|| {
+            Error::WrongState("nothing is deployed: install an image first".into())
+        })?;
+        deps::deployment_image(&booted).ok_or_else(|| {
+            Error::WrongState("the booted deployment does not follow an image".into())
+        })
+    }
+
+    /// Compares the image's current digest with what is booted and staged; downloads only
+    /// the manifest and config, and only when the digest changed.
+    pub async fn check(&self, image: Option<&ImageRef>) -> Result<CheckResult> {
+        let image = match image {
+            Some(i) => i.clone(),
+            None => self.tracked_image()?,
+        };
+        let source = Source::new(&image, &self.config)?;
+        let current = source.current_digest().await?;
+        let known = self.known_digests()?;
+        if let Some((manifest_digest, version, created)) = known
+            .iter()
+            .find(|k| k.0 == current || k.1 == current)
+            .map(|k| (k.1.clone(), k.2.clone(), k.3.clone()))
+        {
+            return Ok(CheckResult {
+                image: image.to_string(),
+                update_available: false,
+                manifest_digest,
+                version,
+                created,
+                download_bytes: 0,
+                layers: 0,
+                layers_to_download: 0,
+            });
+        }
+        let fetched = source.fetch_image().await?;
+        let repo = import::open_repo(&self.repo_path())?;
+        let cache = BlobCache::open(&self.cache_dir)?;
+        let mut download_bytes = 0;
+        let mut layers_to_download = 0;
+        for (desc, diff_id) in fetched
+            .manifest
+            .layers
+            .iter()
+            .zip(&fetched.config.rootfs.diff_ids)
+        {
+            if import::resolve(&repo, &import::layer_ref(diff_id))?.is_none() {
+                download_bytes += desc.size - cache.cached_bytes(desc);
+                layers_to_download += 1;
+            }
+        }
+        let booted_digest = known.first().map(|k| k.1.clone());
+        Ok(CheckResult {
+            image: image.to_string(),
+            update_available: booted_digest.as_deref() != Some(fetched.manifest_digest.as_str()),
+            manifest_digest: fetched.manifest_digest.clone(),
+            version: fetched.config.label(oci::VERSION_LABEL).map(str::to_string),
+            created: fetched.config.created.clone(),
+            download_bytes,
+            layers: fetched.manifest.layers.len(),
+            layers_to_download,
+        })
+    }
+
+    /// (source digest, manifest digest, version, created) of booted, then staged.
+    fn known_digests(&self) -> Result<Vec<(String, String, Option<String>, Option<String>)>> {
+        let sysroot = self.open_sysroot()?;
+        let repo = sysroot.repo();
+        let mut out = Vec::new();
+        for d in [deps::booted(&sysroot), deps::staged(&sysroot)]
+            .into_iter()
+            .flatten()
+        {
+            let md = import::commit_metadata(&repo, &d.csum())?;
+            if let (Some(src), Some(man)) = (
+                import::meta_str(&md, "berth.source-digest"),
+                import::meta_str(&md, "berth.manifest-digest"),
+            ) {
+                out.push((
+                    src,
+                    man,
+                    import::meta_str(&md, "version"),
+                    import::meta_str(&md, "berth.created"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Downloads and imports an image (nothing is deployed).
+    pub async fn pull(
+        &self,
+        image: &ImageRef,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<Pulled> {
+        let source = Source::new(image, &self.config)?;
+        report(
+            &progress,
+            Phase::Checking,
+            format!("fetching manifest of {image}"),
+        );
+        let fetched = source.fetch_image().await?;
+        self.pull_fetched(&source, image, &fetched, progress, cancel)
+            .await
+    }
+
+    async fn pull_fetched(
+        &self,
+        source: &Source,
+        image: &ImageRef,
+        fetched: &FetchedImage,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<Pulled> {
+        let repo_path = self.repo_path();
+        let repo = import::open_repo(&repo_path)?;
+        let version = fetched.config.label(oci::VERSION_LABEL).map(str::to_string);
+        if let Some(commit) = import::resolve(&repo, &import::image_ref(&fetched.manifest_digest))?
+        {
+            return Ok(Pulled {
+                commit,
+                manifest_digest: fetched.manifest_digest.clone(),
+                version,
+                downloaded_bytes: 0,
+                imported_layers: 0,
+            });
+        }
+        let cache = BlobCache::open(&self.cache_dir)?;
+        let mut plan = Vec::new();
+        let (mut to_download, mut to_import_compressed) = (0u64, 0u64);
+        for (i, (desc, diff_id)) in fetched
+            .manifest
+            .layers
+            .iter()
+            .zip(&fetched.config.rootfs.diff_ids)
+            .enumerate()
+        {
+            let existing = import::resolve(&repo, &import::layer_ref(diff_id))?;
+            if existing.is_none() {
+                to_download += desc.size - cache.cached_bytes(desc);
+                to_import_compressed += desc.size;
+            }
+            plan.push((i, desc.clone(), diff_id.clone(), existing));
+        }
+        drop(repo);
+        // Layers expand when unpacked; twice the compressed size is a conservative guess.
+        space::ensure(cache.dir(), to_download)?;
+        let import_estimate = 2 * to_import_compressed
+            + if same_fs(cache.dir(), &repo_path) {
+                to_download
+            } else {
+                0
+            };
+        space::ensure(&repo_path, import_estimate)?;
+
+        let n_import = plan.iter().filter(|p| p.3.is_none()).count();
+        let tracker = Tracker::new(Phase::Downloading, to_download, n_import, progress.clone());
+        let import_slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let concurrency = self.config.download_concurrency;
+        let retries = self.config.retries;
+        let n_layers = plan.len();
+        let mut commits: Vec<(usize, String)> = futures_util::stream::iter(plan)
+            .map(|(i, desc, diff_id, existing)| {
+                let (tracker, cache, cancel, repo_path, slots) = (
+                    &tracker,
+                    &cache,
+                    cancel.clone(),
+                    repo_path.clone(),
+                    import_slots.clone(),
+                );
+                async move {
+                    if let Some(c) = existing {
+                        return Ok((i, c));
+                    }
+                    let blob = cache
+                        .fetch(source, &desc, tracker, &cancel, retries)
+                        .await?;
+                    let _slot = slots.acquire().await.map_err(|_| Error::Cancelled)?;
+                    let compression = desc.compression()?;
+                    let commit = tokio::task::spawn_blocking(move || {
+                        import::import_layer(&repo_path, &blob, compression, &diff_id, &cancel)
+                    })
+                    .await
+                    .map_err(|e| Error::WrongState(format!("import task failed: {e}")))??;
+                    tracker.layer_done(format!("layer {}/{} imported", i + 1, n_layers));
+                    Ok::<_, Error>((i, commit))
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        commits.sort();
+        let layer_commits: Vec<String> = commits.into_iter().map(|(_, c)| c).collect();
+        cancel.check()?;
+        let f = fetched.clone();
+        let image_s = image.to_string();
+        let version2 = version.clone();
+        let commit = tokio::task::spawn_blocking(move || {
+            let repo = import::open_repo(&repo_path)?;
+            import::commit_image(
+                &repo,
+                &layer_commits,
+                &ImageMeta {
+                    image: &image_s,
+                    source_digest: &f.source_digest,
+                    manifest_digest: &f.manifest_digest,
+                    version: version2.as_deref(),
+                    created: f.config.created.as_deref(),
+                    manifest_json: &f.manifest_bytes,
+                    config_json: &f.config_bytes,
+                },
+            )
+        })
+        .await
+        .map_err(|e| Error::WrongState(format!("commit task failed: {e}")))??;
+        // The layers live in ostree now; their blobs are not needed any more.
+        for desc in &fetched.manifest.layers {
+            let _ = std::fs::remove_file(cache.path(&desc.digest));
+        }
+        Ok(Pulled {
+            commit,
+            manifest_digest: fetched.manifest_digest.clone(),
+            version,
+            downloaded_bytes: tracker.bytes_done(),
+            imported_layers: n_import,
+        })
+    }
+
+    /// Updates the booted image: pull and stage (or only pull, or stage what was pulled).
+    pub async fn update(
+        &self,
+        opts: UpdateOptions,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<UpdateOutcome> {
+        let image = self.tracked_image()?;
+        if opts.from_downloaded {
+            let cached = self
+                .cached_update()?
+                .ok_or_else(|| Error::WrongState("no update has been downloaded".into()))?;
+            if cached.image != image.to_string() {
+                return Err(Error::WrongState(format!(
+                    "the downloaded update is for {}, not {image}",
+                    cached.image
+                )));
+            }
+            let pulled = Pulled {
+                commit: cached.commit.clone(),
+                manifest_digest: cached.manifest_digest.clone(),
+                version: cached.version.clone(),
+                downloaded_bytes: 0,
+                imported_layers: 0,
+            };
+            self.stage_pulled(&image, &pulled, progress).await?;
+            return Ok(UpdateOutcome::Staged { pulled });
+        }
+        self.deploy_image(&image, opts.download_only, progress, cancel)
+            .await
+    }
+
+    /// Switches to another image: pulled and staged, followed from then on.
+    pub async fn switch(
+        &self,
+        image: &ImageRef,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<UpdateOutcome> {
+        self.tracked_image()?;
+        self.deploy_image(image, false, progress, cancel).await
+    }
+
+    async fn deploy_image(
+        &self,
+        image: &ImageRef,
+        download_only: bool,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<UpdateOutcome> {
+        let source = Source::new(image, &self.config)?;
+        report(&progress, Phase::Checking, format!("checking {image}"));
+        let fetched = source.fetch_image().await?;
+        let sysroot = self.open_sysroot()?;
+        let same_image = |d: &ostree::Deployment| {
+            deps::deployment_image(d).as_ref() == Some(image)
+                && deps::origin_get(d, BERTH_GROUP, "manifest-digest").as_deref()
+                    == Some(fetched.manifest_digest.as_str())
+        };
+        let staged = deps::staged(&sysroot);
+        let booted = deps::booted(&sysroot);
+        let current = staged.as_ref().or(booted.as_ref());
+        if current.is_some_and(same_image) {
+            return Ok(UpdateOutcome::NoUpdate {
+                manifest_digest: fetched.manifest_digest,
+            });
+        }
+        drop(sysroot);
+        let pulled = self
+            .pull_fetched(&source, image, &fetched, progress.clone(), cancel)
+            .await?;
+        if download_only {
+            let cached = CachedUpdate {
+                image: image.to_string(),
+                manifest_digest: pulled.manifest_digest.clone(),
+                commit: pulled.commit.clone(),
+                version: pulled.version.clone(),
+                timestamp: fetched.config.created.clone(),
+            };
+            let json = serde_json::to_vec_pretty(&cached).expect("serializable");
+            deps::write_atomic(&self.sysroot.join(CACHED_UPDATE), &json)?;
+            return Ok(UpdateOutcome::Downloaded { pulled });
+        }
+        cancel.check()?;
+        self.stage_pulled(image, &pulled, progress).await?;
+        Ok(UpdateOutcome::Staged { pulled })
+    }
+
+    async fn stage_pulled(
+        &self,
+        image: &ImageRef,
+        pulled: &Pulled,
+        progress: ProgressFn,
+    ) -> Result<()> {
+        report(
+            &progress,
+            Phase::Staging,
+            format!(
+                "staging {}",
+                pulled.version.as_deref().unwrap_or(&pulled.manifest_digest)
+            ),
+        );
+        let this = self.clone();
+        let (image, pulled) = (image.clone(), pulled.clone());
+        tokio::task::spawn_blocking(move || this.stage_commit(&image, &pulled))
+            .await
+            .map_err(|e| Error::WrongState(format!("staging task failed: {e}")))?
+    }
+
+    fn stage_commit(&self, image: &ImageRef, pulled: &Pulled) -> Result<()> {
+        let sysroot = self.open_sysroot()?;
+        let repo = sysroot.repo();
+        let booted = deps::booted(&sysroot).ok_or_else(|| {
+            Error::WrongState("nothing is deployed: install an image first".into())
+        })?;
+        let new_kargs = kargs::merge(
+            &kargs::deployment_kargs(&booted),
+            &kargs::image_kargs(&repo, &booted.csum())?,
+            &kargs::image_kargs(&repo, &pulled.commit)?,
+        );
+        self.ensure_deploy_space(&repo, &pulled.commit)?;
+        let origin = deps::image_origin(image, &pulled.manifest_digest);
+        let osname = booted.osname();
+        deps::stage(
+            &sysroot,
+            &NewDeployment {
+                osname: &osname,
+                commit: &pulled.commit,
+                origin: &origin,
+                merge: Some(&booted),
+                kargs: &new_kargs,
+            },
+        )?;
+        if self
+            .cached_update()?
+            .is_some_and(|c| c.commit == pulled.commit)
+        {
+            let _ = std::fs::remove_file(self.sysroot.join(CACHED_UPDATE));
+        }
+        Ok(())
+    }
+
+    /// A deployment needs room for its kernel and initramfs in /boot and its /etc.
+    fn ensure_deploy_space(&self, repo: &ostree::Repo, commit: &str) -> Result<()> {
+        let kernel_bytes = kernel_size(repo, commit)?;
+        let boot = self.sysroot.join("boot");
+        if same_fs(&boot, &self.sysroot) {
+            space::ensure(&self.sysroot, kernel_bytes + DEPLOY_OVERHEAD)
+        } else {
+            space::ensure(&boot, kernel_bytes)?;
+            space::ensure(&self.sysroot, DEPLOY_OVERHEAD)
+        }
+    }
+
+    pub fn cached_update(&self) -> Result<Option<CachedUpdate>> {
+        match std::fs::read(self.sysroot.join(CACHED_UPDATE)) {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read cached update", e)),
+        }
+    }
+
+    /// Rollback: the previous deployment becomes the default; a staged one is discarded.
+    pub fn rollback(&self) -> Result<()> {
+        let sysroot = self.open_sysroot()?;
+        deps::rollback_to_previous(&sysroot).map(|_| ())
+    }
+
+    /// Emulated reboot of a sysroot that is not the running system.
+    pub fn reboot(&self) -> Result<()> {
+        let sysroot = self.open_sysroot()?;
+        deps::emulated_reboot(&sysroot).map(|_| ())
+    }
+
+    pub fn set_pinned(&self, index: usize, pinned: bool) -> Result<()> {
+        let sysroot = self.open_sysroot()?;
+        deps::set_pinned(&sysroot, index, pinned)
+    }
+
+    /// Prunes deployments nothing needs, images and layers no deployment or cached update
+    /// uses, the blob cache, and stateroots replaced by a factory reset that has booted.
+    pub fn cleanup(&self) -> Result<CleanupReport> {
+        let sysroot = self.open_sysroot()?;
+        let removed_stateroots = deps::prune(&sysroot)?;
+        let repo = sysroot.repo();
+        let mut keep_images: HashSet<String> = sysroot
+            .deployments()
+            .iter()
+            .filter_map(|d| deps::origin_get(d, BERTH_GROUP, "manifest-digest"))
+            .map(|d| import::image_ref(&d))
+            .collect();
+        if let Some(c) = self.cached_update()? {
+            keep_images.insert(import::image_ref(&c.manifest_digest));
+        }
+        let refs = repo
+            .list_refs(None, gio::Cancellable::NONE)
+            .ctx(|| "list refs".into())?;
+        let mut keep_layers = HashSet::new();
+        let mut report = CleanupReport {
+            removed_stateroots,
+            ..Default::default()
+        };
+        for (name, commit) in &refs {
+            if !name.starts_with(import::IMAGE_REF_PREFIX) {
+                continue;
+            }
+            if keep_images.contains(name.as_str()) {
+                let md = import::commit_metadata(&repo, commit)?;
+                let layers: Vec<String> =
+                    md.lookup("berth.layers").ok().flatten().unwrap_or_default();
+                keep_layers.extend(layers);
+            } else {
+                repo.set_ref_immediate(None, name, None, gio::Cancellable::NONE)
+                    .ctx(|| format!("delete ref {name}"))?;
+                report.removed_images += 1;
+            }
+        }
+        for (name, commit) in &refs {
+            if name.starts_with(import::LAYER_REF_PREFIX) && !keep_layers.contains(commit.as_str())
+            {
+                repo.set_ref_immediate(None, name, None, gio::Cancellable::NONE)
+                    .ctx(|| format!("delete ref {name}"))?;
+                report.removed_layers += 1;
+            }
+        }
+        sysroot
+            .cleanup(gio::Cancellable::NONE)
+            .ctx(|| "ostree cleanup".into())?;
+        report.freed_cache_bytes = BlobCache::open(&self.cache_dir)?.retain(&HashSet::new())?;
+        Ok(report)
+    }
+
+    /// Factory reset: a new deployment of the booted image in a fresh stateroot, with the
+    /// image's pristine `/etc` and a `/var` seeded only from the image. The old stateroot
+    /// stays until the reset system has booted; `cleanup` removes it after that.
+    pub fn factory_reset(&self) -> Result<String> {
+        let sysroot = self.open_sysroot()?;
+        let booted = deps::booted(&sysroot)
+            .ok_or_else(|| Error::WrongState("nothing is deployed".into()))?;
+        deps::discard_staged(&sysroot)?;
+        let old_root = booted.osname().to_string();
+        let base = deps::origin_get(&booted, BERTH_GROUP, "factory-base")
+            .unwrap_or_else(|| old_root.clone());
+        let new_root = (1..)
+            .map(|n| format!("{base}-reset{n}"))
+            .find(|r| !self.sysroot.join("ostree/deploy").join(r).exists())
+            .expect("an unused name");
+        let origin = booted
+            .origin()
+            .ok_or_else(|| Error::WrongState("booted deployment has no origin".into()))?;
+        let _ = origin.remove_key(BERTH_GROUP, "staged");
+        origin.set_string(BERTH_GROUP, "reset-from", &old_root);
+        origin.set_string(BERTH_GROUP, "factory-base", &base);
+        self.ensure_deploy_space(&sysroot.repo(), &booted.csum())?;
+        sysroot
+            .init_osname(&new_root, gio::Cancellable::NONE)
+            .ctx(|| format!("create stateroot {new_root}"))?;
+        let kargs = kargs::deployment_kargs(&booted);
+        let csum = booted.csum();
+        let d = deps::deploy_default(
+            &sysroot,
+            &NewDeployment {
+                osname: &new_root,
+                commit: &csum,
+                origin: &origin,
+                merge: None,
+                kargs: &kargs,
+            },
+        )?;
+        seed_var(&sysroot, &d)?;
+        Ok(new_root)
+    }
+
+    pub fn status(&self) -> Result<status::Host> {
+        let sysroot = self.open_sysroot()?;
+        crate::hoststatus::build(&sysroot, self.cached_update()?)
+    }
+}
+
+/// Lays down the first deployment of an image into an empty (or absent) directory.
+pub async fn install(
+    sysroot_path: &Path,
+    image: &ImageRef,
+    opts: &InstallOptions,
+    config: Config,
+    progress: ProgressFn,
+    cancel: &Cancel,
+) -> Result<()> {
+    validate_stateroot(&opts.stateroot)?;
+    std::fs::create_dir_all(sysroot_path).ctx(|| format!("create {}", sysroot_path.display()))?;
+    {
+        let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(sysroot_path)));
+        sysroot
+            .ensure_initialized(gio::Cancellable::NONE)
+            .ctx(|| "initialize sysroot".into())?;
+        sysroot
+            .load(gio::Cancellable::NONE)
+            .ctx(|| "load sysroot".into())?;
+        if !sysroot.deployments().is_empty() {
+            return Err(Error::WrongState(format!(
+                "{} already has deployments",
+                sysroot_path.display()
+            )));
+        }
+        if !sysroot_path
+            .join("ostree/deploy")
+            .join(&opts.stateroot)
+            .exists()
+        {
+            sysroot
+                .init_osname(&opts.stateroot, gio::Cancellable::NONE)
+                .ctx(|| "create stateroot".into())?;
+        }
+    }
+    let engine = Engine::open(sysroot_path, config)?;
+    let pulled = engine.pull(image, progress.clone(), cancel).await?;
+    report(&progress, Phase::Staging, "deploying".into());
+    let (image, opts) = (image.clone(), opts.clone());
+    tokio::task::spawn_blocking(move || {
+        let sysroot = engine.open_sysroot()?;
+        let repo = sysroot.repo();
+        let mut all_kargs = opts.kargs.clone();
+        for k in kargs::image_kargs(&repo, &pulled.commit)? {
+            if !all_kargs.contains(&k) {
+                all_kargs.push(k);
+            }
+        }
+        engine.ensure_deploy_space(&repo, &pulled.commit)?;
+        let origin = deps::image_origin(&image, &pulled.manifest_digest);
+        let d = deps::deploy_default(
+            &sysroot,
+            &NewDeployment {
+                osname: &opts.stateroot,
+                commit: &pulled.commit,
+                origin: &origin,
+                merge: None,
+                kargs: &all_kargs,
+            },
+        )?;
+        seed_var(&sysroot, &d)
+    })
+    .await
+    .map_err(|e| Error::WrongState(format!("deploy task failed: {e}")))?
+}
+
+fn validate_stateroot(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::WrongState(format!(
+            "invalid stateroot name {name:?}"
+        )))
+    }
+}
+
+/// Copies the image's `/var` content into the deployment's stateroot `/var` where missing.
+fn seed_var(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()> {
+    let src = deps::deployment_dir(sysroot, d).join(import::FACTORY_VAR);
+    fsutil::copy_tree_missing(&src, &deps::stateroot_var(sysroot, &d.osname()))
+}
+
+fn kernel_size(repo: &ostree::Repo, commit: &str) -> Result<u64> {
+    let (root, _) = repo
+        .read_commit(commit, gio::Cancellable::NONE)
+        .ctx(|| format!("read commit {commit}"))?;
+    let modules = root.resolve_relative_path("usr/lib/modules");
+    let mut total = 0;
+    for k in kargs::list_dir(&modules)? {
+        for f in ["vmlinuz", "initramfs.img"] {
+            if let Ok(info) = modules.child(k.name()).child(f).query_info(
+                "standard::size",
+                gio::FileQueryInfoFlags::NONE,
+                gio::Cancellable::NONE,
+            ) {
+                total += info.size() as u64;
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn same_fs(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => true,
+    }
+}
+
+fn report(progress: &ProgressFn, phase: Phase, message: String) {
+    progress(&Progress {
+        phase,
+        bytes_done: 0,
+        bytes_total: 0,
+        layers_done: 0,
+        layers_total: 0,
+        message,
+    });
+}

@@ -1,0 +1,129 @@
+//! Reads the sysroot into a [`status::Host`].
+
+use crate::deployments as deps;
+use crate::error::Result;
+use crate::imgref::ImageRef;
+use crate::import;
+use crate::kargs;
+use crate::status::*;
+
+fn image_status(repo: &ostree::Repo, d: &ostree::Deployment) -> Option<ImageStatus> {
+    let image = deps::deployment_image(d)?;
+    let md = import::commit_metadata(repo, &d.csum()).ok()?;
+    Some(ImageStatus {
+        image: image_reference(&image),
+        version: import::meta_str(&md, "version"),
+        timestamp: import::meta_str(&md, "berth.created"),
+        image_digest: import::meta_str(&md, "berth.manifest-digest").unwrap_or_default(),
+    })
+}
+
+fn image_reference(image: &ImageRef) -> ImageReference {
+    ImageReference {
+        image: image.image_name(),
+        transport: image.transport().to_string(),
+    }
+}
+
+fn cached_status(c: &CachedUpdate) -> Option<ImageStatus> {
+    let image = ImageRef::parse(&c.image).ok()?;
+    Some(ImageStatus {
+        image: image_reference(&image),
+        version: c.version.clone(),
+        timestamp: c.timestamp.clone(),
+        image_digest: c.manifest_digest.clone(),
+    })
+}
+
+pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<Host> {
+    let repo = sysroot.repo();
+    let booted = deps::booted(sysroot);
+    let staged = deps::staged(sysroot);
+    let rollback = deps::rollback(sysroot);
+    let default = deps::default(sysroot);
+    let is = |x: &Option<ostree::Deployment>, d: &ostree::Deployment| {
+        x.as_ref().is_some_and(|x| x.equal(d))
+    };
+    let entry = |d: &ostree::Deployment| {
+        let image = image_status(&repo, d);
+        let cached_update = if is(&booted, d) {
+            cached
+                .as_ref()
+                .filter(|c| {
+                    image
+                        .as_ref()
+                        .is_none_or(|i| i.image_digest != c.manifest_digest)
+                })
+                .and_then(cached_status)
+        } else {
+            None
+        };
+        BootEntry {
+            image,
+            cached_update,
+            incompatible: false,
+            pinned: d.is_pinned(),
+            store: Some("ostreeContainer"),
+            ostree: Some(OstreeEntry {
+                checksum: d.csum().to_string(),
+                deploy_serial: d.deployserial(),
+                stateroot: d.osname().to_string(),
+            }),
+        }
+    };
+    let deployments = sysroot
+        .deployments()
+        .iter()
+        .enumerate()
+        .map(|(index, d)| DeploymentInfo {
+            index,
+            stateroot: d.osname().to_string(),
+            checksum: d.csum().to_string(),
+            deploy_serial: d.deployserial(),
+            image: image_status(&repo, d),
+            booted: is(&booted, d),
+            staged: deps::is_staged(d),
+            rollback: is(&rollback, d),
+            default: is(&default, d),
+            pinned: d.is_pinned(),
+            kernel_args: kargs::deployment_kargs(d),
+        })
+        .collect();
+    let rollback_queued = match (&booted, &default) {
+        (Some(b), Some(def)) => !b.equal(def),
+        _ => false,
+    };
+    let spec_image = staged
+        .as_ref()
+        .or(booted.as_ref())
+        .and_then(deps::deployment_image)
+        .map(|i| image_reference(&i));
+    Ok(Host {
+        api_version: "org.containers.bootc/v1",
+        kind: "BootcHost",
+        metadata: Metadata {
+            name: "host".into(),
+        },
+        spec: HostSpec {
+            image: spec_image,
+            boot_order: if rollback_queued {
+                "rollback"
+            } else {
+                "default"
+            },
+        },
+        status: HostStatus {
+            staged: staged.as_ref().map(entry),
+            booted: booted.as_ref().map(entry),
+            rollback: rollback.as_ref().map(entry),
+            rollback_queued,
+            kind: booted.as_ref().map(|_| "bootcHost"),
+            berth: BerthStatus {
+                emulated: deps::is_emulated(sysroot),
+                stateroot: booted.as_ref().map(|b| b.osname().to_string()),
+                deployments,
+                cached_update: cached,
+            },
+        },
+    })
+}

@@ -1,0 +1,29 @@
+//! Berth's core engine: pull bootable OCI images, import them into ostree, stage, roll back,
+//! switch, pin, clean up, factory reset and install. berthd is its only privileged caller.
+
+pub mod auth;
+pub mod blobcache;
+pub mod config;
+pub mod deployments;
+pub mod engine;
+pub mod error;
+mod fsutil;
+mod hoststatus;
+pub mod imgref;
+pub mod import;
+pub mod kargs;
+pub mod layer;
+pub mod oci;
+pub mod progress;
+pub mod source;
+pub mod space;
+pub mod status;
+
+pub use config::Config;
+pub use engine::{
+    install, CheckResult, CleanupReport, Engine, InstallOptions, Pulled, UpdateOptions,
+    UpdateOutcome,
+};
+pub use error::{Error, Result};
+pub use imgref::ImageRef;
+pub use progress::{Cancel, Phase, Progress, ProgressFn};

@@ -1,0 +1,454 @@
+//! Where images come from: a registry (OCI distribution API) or a local OCI layout directory.
+//! Both give the same operations: a cheap digest check, manifest + config, and blob streams
+//! that can start at an offset (to resume a partial download).
+
+use crate::auth::{self, Credentials};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::imgref::{ImageRef, RegistryRef};
+use crate::oci::{self, Descriptor, ImageConfig, Manifest, ManifestDoc};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bytes of a blob, and whether they start at the requested offset (false: from byte 0).
+pub struct BlobStream {
+    pub from_offset: bool,
+    pub stream: BoxStream<'static, Result<Bytes>>,
+}
+
+/// Manifest and config of one image, both verified against their digests.
+#[derive(Debug, Clone)]
+pub struct FetchedImage {
+    /// Digest the reference resolved to (an index's digest for multi-platform images).
+    pub source_digest: String,
+    /// Digest of the platform image manifest.
+    pub manifest_digest: String,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest: Manifest,
+    pub config_bytes: Vec<u8>,
+    pub config: ImageConfig,
+}
+
+pub enum Source {
+    Registry(RegistrySource),
+    Layout(LayoutSource),
+}
+
+impl Source {
+    pub fn new(imgref: &ImageRef, config: &Config) -> Result<Source> {
+        match imgref {
+            ImageRef::Registry(r) => Ok(Source::Registry(RegistrySource::new(r, config)?)),
+            ImageRef::Layout { path, tag } => Ok(Source::Layout(LayoutSource {
+                path: path.clone(),
+                tag: tag.clone(),
+            })),
+        }
+    }
+
+    /// The digest the reference points at now, as cheaply as the source allows (HEAD).
+    pub async fn current_digest(&self) -> Result<String> {
+        match self {
+            Source::Registry(r) => r.head_digest().await,
+            Source::Layout(l) => Ok(l.top_descriptor()?.digest),
+        }
+    }
+
+    /// Fetches and verifies the manifest (choosing the host platform from an index) and config.
+    pub async fn fetch_image(&self) -> Result<FetchedImage> {
+        let (top_digest, top_bytes) = match self {
+            Source::Registry(r) => r.manifest(None).await?,
+            Source::Layout(l) => {
+                let d = l.top_descriptor()?;
+                (d.digest.clone(), l.read_small_blob(&d).await?)
+            }
+        };
+        let (manifest_digest, manifest_bytes, manifest) = match oci::parse_manifest_doc(&top_bytes)?
+        {
+            ManifestDoc::Image(m) => (top_digest.clone(), top_bytes, m),
+            ManifestDoc::Index(idx) => {
+                let d = oci::select_platform(&idx)?.clone();
+                let bytes = match self {
+                    Source::Registry(r) => r.manifest(Some(&d.digest)).await?.1,
+                    Source::Layout(l) => l.read_small_blob(&d).await?,
+                };
+                verify("platform manifest", &d.digest, &bytes)?;
+                match oci::parse_manifest_doc(&bytes)? {
+                    ManifestDoc::Image(m) => (d.digest, bytes, m),
+                    ManifestDoc::Index(_) => {
+                        return Err(Error::BadManifest("nested image index".into()))
+                    }
+                }
+            }
+        };
+        let config_bytes = match self {
+            Source::Registry(r) => r.small_blob(&manifest.config).await?,
+            Source::Layout(l) => l.read_small_blob(&manifest.config).await?,
+        };
+        verify("image config", &manifest.config.digest, &config_bytes)?;
+        let config = oci::parse_config(&config_bytes, &manifest)?;
+        Ok(FetchedImage {
+            source_digest: top_digest,
+            manifest_digest,
+            manifest_bytes,
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+
+    pub async fn open_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
+        match self {
+            Source::Registry(r) => r.open_blob(desc, offset).await,
+            Source::Layout(l) => l.open_blob(desc, offset).await,
+        }
+    }
+}
+
+fn verify(what: &str, expected: &str, bytes: &[u8]) -> Result<()> {
+    let actual = oci::sha256_digest(bytes);
+    if actual != expected {
+        return Err(Error::DigestMismatch {
+            what: what.into(),
+            expected: expected.into(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Config and manifests are small; refuse absurd sizes instead of buffering them.
+const MAX_SMALL_BLOB: u64 = 16 << 20;
+
+pub struct RegistrySource {
+    client: oci_client::Client,
+    reference: RegistryRef,
+    auth: RegistryAuth,
+}
+
+impl RegistrySource {
+    fn new(r: &RegistryRef, config: &Config) -> Result<Self> {
+        let protocol = if config.is_insecure(&r.registry) {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
+        let client = oci_client::Client::new(ClientConfig {
+            protocol,
+            connect_timeout: Some(Duration::from_secs(15)),
+            read_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        });
+        let auth = match auth::credentials_for(&r.registry, config.auth_file.as_deref())? {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => RegistryAuth::Basic(username, password),
+        };
+        Ok(RegistrySource {
+            client,
+            reference: r.clone(),
+            auth,
+        })
+    }
+
+    fn oci_ref(&self, digest: Option<&str>) -> oci_client::Reference {
+        let r = &self.reference;
+        match (digest.or(r.digest.as_deref()), &r.tag) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                r.registry.clone(),
+                r.repository.clone(),
+                d.to_string(),
+            ),
+            (None, Some(t)) => {
+                oci_client::Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
+            }
+            (None, None) => oci_client::Reference::with_tag(
+                r.registry.clone(),
+                r.repository.clone(),
+                "latest".into(),
+            ),
+        }
+    }
+
+    fn err(&self, e: OciDistributionError) -> Error {
+        map_registry_error(&self.reference, e)
+    }
+
+    async fn head_digest(&self) -> Result<String> {
+        let reference = self.oci_ref(None);
+        self.client
+            .fetch_manifest_digest(&reference, &self.auth)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn manifest(&self, digest: Option<&str>) -> Result<(String, Vec<u8>)> {
+        let reference = self.oci_ref(digest);
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(&reference, &self.auth, oci::ACCEPTED_MANIFESTS)
+            .await
+            .map_err(|e| self.err(e))?;
+        // The digest the registry claims must be the digest of what it sent.
+        verify("manifest", &digest, &bytes)?;
+        if let Some(pinned) = reference.digest() {
+            verify("manifest", pinned, &bytes)?;
+        }
+        Ok((digest, bytes.to_vec()))
+    }
+
+    async fn small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > MAX_SMALL_BLOB {
+            return Err(Error::BadManifest(format!(
+                "config blob of {} bytes is too large",
+                desc.size
+            )));
+        }
+        let mut out = Vec::with_capacity(desc.size as usize);
+        let mut s = self.open_blob(desc, 0).await?.stream;
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk?);
+            if out.len() as u64 > desc.size {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
+        let reference = self.oci_ref(None);
+        let layer = oci_client::manifest::OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.clone(),
+            size: desc.size as i64,
+            ..Default::default()
+        };
+        let resp = self
+            .client
+            .pull_blob_stream_partial(&reference, &layer, offset, None)
+            .await
+            .map_err(|e| self.err(e))?;
+        let (from_offset, sized) = match resp {
+            BlobResponse::Full(s) => (offset == 0, s),
+            BlobResponse::Partial(s) => (true, s),
+        };
+        let registry = self.reference.registry.clone();
+        let stream = sized
+            .stream
+            .map(move |r| r.map_err(|e| map_stream_error(&registry, e)))
+            .boxed();
+        Ok(BlobStream {
+            from_offset,
+            stream,
+        })
+    }
+}
+
+/// Errors in the middle of a blob: a digest failure at its end, else a dropped connection.
+fn map_stream_error(registry: &str, e: std::io::Error) -> Error {
+    let is_digest = e.get_ref().is_some_and(|inner| {
+        inner
+            .downcast_ref::<oci_client::errors::DigestError>()
+            .is_some()
+    });
+    if is_digest {
+        Error::DigestMismatch {
+            what: format!("blob from {registry}"),
+            expected: String::new(),
+            actual: e.to_string(),
+        }
+    } else {
+        Error::Network {
+            registry: registry.to_string(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Turns the client's errors into Berth's: 401/403/404 are final, 5xx and I/O are transient.
+fn map_registry_error(r: &RegistryRef, e: OciDistributionError) -> Error {
+    let registry = r.registry.clone();
+    let detail = e.to_string();
+    match e {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
+            Error::Unauthorized { registry, detail }
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => Error::NotFound {
+            what: r.to_string(),
+        },
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            if codes
+                .iter()
+                .any(|c| matches!(c, OciErrorCode::Unauthorized))
+            {
+                Error::Unauthorized { registry, detail }
+            } else if codes.iter().any(|c| matches!(c, OciErrorCode::Denied)) {
+                Error::Forbidden { registry, detail }
+            } else if codes.iter().any(|c| {
+                matches!(
+                    c,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::BlobUnknown
+                        | OciErrorCode::NotFound
+                )
+            }) {
+                Error::NotFound {
+                    what: format!("{r}: {detail}"),
+                }
+            } else if codes
+                .iter()
+                .any(|c| matches!(c, OciErrorCode::Toomanyrequests))
+            {
+                Error::Network { registry, detail }
+            } else {
+                Error::BadManifest(detail)
+            }
+        }
+        OciDistributionError::ServerError { code, .. } => match code {
+            401 => Error::Unauthorized { registry, detail },
+            403 => Error::Forbidden { registry, detail },
+            404 => Error::NotFound {
+                what: format!("{r}: {detail}"),
+            },
+            408 | 429 | 500..=599 => Error::Network { registry, detail },
+            _ => Error::BadManifest(detail),
+        },
+        OciDistributionError::RequestError(ref re) => {
+            if re.status().is_some_and(|s| s.as_u16() == 404) {
+                Error::NotFound {
+                    what: r.to_string(),
+                }
+            } else {
+                Error::Network {
+                    registry,
+                    detail: format!(
+                        "{detail} ({:?})",
+                        std::error::Error::source(re).map(|s| s.to_string())
+                    ),
+                }
+            }
+        }
+        OciDistributionError::IoError(_) => Error::Network { registry, detail },
+        OciDistributionError::DigestError(_) => Error::DigestMismatch {
+            what: format!("blob from {registry}"),
+            expected: String::new(),
+            actual: detail,
+        },
+        OciDistributionError::IncompatibleLayerMediaTypeError(_)
+        | OciDistributionError::UnsupportedMediaTypeError(_)
+        | OciDistributionError::UnsupportedSchemaVersionError(_) => Error::Unsupported(detail),
+        _ => Error::BadManifest(detail),
+    }
+}
+
+pub struct LayoutSource {
+    path: PathBuf,
+    tag: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct LayoutMarker {
+    #[serde(rename = "imageLayoutVersion")]
+    version: String,
+}
+
+impl LayoutSource {
+    fn not_found(&self, what: &str) -> Error {
+        Error::NotFound {
+            what: format!("{what} in OCI layout {}", self.path.display()),
+        }
+    }
+
+    /// The index.json entry for the tag (or the only entry when no tag is given).
+    fn top_descriptor(&self) -> Result<Descriptor> {
+        let marker = std::fs::read(self.path.join("oci-layout"))
+            .map_err(|_| self.not_found("oci-layout file"))?;
+        let marker: LayoutMarker = serde_json::from_slice(&marker)
+            .map_err(|e| Error::BadManifest(format!("oci-layout: {e}")))?;
+        if !marker.version.starts_with("1.") {
+            return Err(Error::Unsupported(format!(
+                "OCI layout version {}",
+                marker.version
+            )));
+        }
+        let index = std::fs::read(self.path.join("index.json"))
+            .map_err(|_| self.not_found("index.json"))?;
+        let index: oci::Index = serde_json::from_slice(&index)
+            .map_err(|e| Error::BadManifest(format!("index.json: {e}")))?;
+        let found: Vec<&Descriptor> = match &self.tag {
+            Some(t) => index
+                .manifests
+                .iter()
+                .filter(|d| d.annotations.get("org.opencontainers.image.ref.name") == Some(t))
+                .collect(),
+            None => index.manifests.iter().collect(),
+        };
+        match found.as_slice() {
+            [one] => {
+                crate::imgref::validate_digest(&one.digest).map_err(Error::BadManifest)?;
+                Ok((*one).clone())
+            }
+            [] => Err(self.not_found(&format!("tag {:?}", self.tag.as_deref().unwrap_or("")))),
+            _ => Err(Error::InvalidReference {
+                reference: format!("oci:{}", self.path.display()),
+                reason: "the layout holds several images: name one with :TAG".into(),
+            }),
+        }
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        crate::imgref::validate_digest(digest).map_err(Error::BadManifest)?;
+        let (alg, hex) = digest.split_once(':').expect("validated digest");
+        Ok(self.path.join("blobs").join(alg).join(hex))
+    }
+
+    async fn read_small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > MAX_SMALL_BLOB {
+            return Err(Error::BadManifest(format!(
+                "blob {} of {} bytes is too large",
+                desc.digest, desc.size
+            )));
+        }
+        let path = self.blob_path(&desc.digest)?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|_| self.not_found(&format!("blob {}", desc.digest)))
+    }
+
+    async fn open_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.blob_path(&desc.digest)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| self.not_found(&format!("blob {}", desc.digest)))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
+        let stream = futures_util::stream::unfold(Some(file), move |file| {
+            let path = path.clone();
+            async move {
+                let mut file = file?;
+                let mut buf = vec![0u8; 1 << 20];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(Bytes::from(buf)), Some(file)))
+                    }
+                    Err(e) => Some((Err(Error::io(format!("read {}", path.display()), e)), None)),
+                }
+            }
+        })
+        .boxed();
+        Ok(BlobStream {
+            from_offset: true,
+            stream,
+        })
+    }
+}

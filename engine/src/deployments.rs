@@ -28,6 +28,8 @@ pub fn open(path: &Path) -> Result<ostree::Sysroot> {
 pub struct Locked<'a>(&'a ostree::Sysroot);
 
 impl<'a> Locked<'a> {
+    /// Takes the lock; on an emulated sysroot, first pins down which deployment counts as
+    /// booted, so that changing the default does not "boot" it before the emulated reboot.
     pub fn take(sysroot: &'a ostree::Sysroot) -> Result<Self> {
         let got = sysroot.try_lock().ctx(|| "lock sysroot".into())?;
         if !got {
@@ -35,7 +37,13 @@ impl<'a> Locked<'a> {
                 "another process holds the ostree sysroot lock".into(),
             ));
         }
-        Ok(Locked(sysroot))
+        let locked = Locked(sysroot);
+        if is_emulated(sysroot) && !sysroot_path(sysroot).join(EMULATED_BOOTED).exists() {
+            if let Some(b) = booted(sysroot) {
+                record_booted(sysroot, &b)?;
+            }
+        }
+        Ok(locked)
     }
 }
 

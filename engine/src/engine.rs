@@ -18,6 +18,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// (source digest, manifest digest, version, created) of a deployed image.
+type KnownImage = (String, String, Option<String>, Option<String>);
+
 const CACHED_UPDATE: &str = "ostree/berth/cached-update.json";
 /// Room a new deployment needs besides its kernel: the copied `/etc` and boot entries.
 const DEPLOY_OVERHEAD: u64 = 32 << 20;
@@ -189,7 +192,7 @@ impl Engine {
     }
 
     /// (source digest, manifest digest, version, created) of booted, then staged.
-    fn known_digests(&self) -> Result<Vec<(String, String, Option<String>, Option<String>)>> {
+    fn known_digests(&self) -> Result<Vec<KnownImage>> {
         let sysroot = self.open_sysroot()?;
         let repo = sysroot.repo();
         let mut out = Vec::new();

@@ -232,7 +232,7 @@ pub fn commit_image(
         "berth.config",
         std::str::from_utf8(meta.config_json).unwrap_or_default(),
     );
-    md.insert("berth.layers", &layer_commits.to_vec());
+    md.insert("berth.layers", layer_commits.to_vec());
     let csum = repo
         .write_commit(
             None,

@@ -1,0 +1,196 @@
+//! Shared set-up for the engine integration tests: a private directory on the test tmpfs,
+//! a real registry holding the demo OS, and helpers to inspect the sysroot.
+
+#![allow(dead_code)]
+
+use berth_engine::{progress, Cancel, Config, Engine, ImageRef, InstallOptions};
+use berth_testkit::{demo, image, registry::Registry};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The tmpfs that tests/run-engine-tests.sh mounted inside a private mount namespace.
+/// Refuses to run anywhere else: ostree freezes the filesystem holding /boot.
+pub fn test_root() -> PathBuf {
+    let root = std::env::var("BERTH_TEST_TMP")
+        .expect("BERTH_TEST_TMP is not set: run the tests with tests/run-engine-tests.sh");
+    let root = PathBuf::from(root);
+    assert_eq!(
+        fs_type(&root),
+        TMPFS_MAGIC,
+        "{} must be a tmpfs",
+        root.display()
+    );
+    root
+}
+
+pub fn fs_type(p: &Path) -> i64 {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc_statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { statfs(c.as_ptr(), &mut st) };
+    assert_eq!(rc, 0, "statfs {}", p.display());
+    st.f_type
+}
+
+#[repr(C)]
+pub struct libc_statfs {
+    f_type: i64,
+    rest: [i64; 15],
+}
+extern "C" {
+    fn statfs(path: *const std::ffi::c_char, buf: *mut libc_statfs) -> i32;
+}
+
+pub struct Env {
+    pub dir: PathBuf,
+    pub registry: Registry,
+    pub layout: PathBuf,
+    pub config: Config,
+    pub written: Vec<image::Written>,
+}
+
+impl Env {
+    /// A fresh directory and registry with the demo OS pushed as tags 1, 2, 3.
+    pub fn new(name: &str) -> Env {
+        let dir = test_root().join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let registry = Registry::start(&dir.join("registry")).unwrap();
+        let layout = dir.join("layout");
+        let (v1, v2, v3) = (demo::version(1), demo::version(2), demo::version(3));
+        let written = image::write_layout(&layout, &[("1", &v1), ("2", &v2), ("3", &v3)]).unwrap();
+        for tag in ["1", "2", "3"] {
+            registry.push(&layout, tag, "berth/demo").unwrap();
+        }
+        let config = Config {
+            insecure_registries: vec![registry.addr.clone()],
+            ..Config::default()
+        };
+        Env {
+            dir,
+            registry,
+            layout,
+            config,
+            written,
+        }
+    }
+
+    pub fn image(&self, tag: &str) -> ImageRef {
+        ImageRef::parse(&format!("{}/berth/demo:{tag}", self.registry.addr)).unwrap()
+    }
+
+    pub fn sysroot(&self) -> PathBuf {
+        self.dir.join("sysroot")
+    }
+
+    pub async fn install(&self, image: &ImageRef) -> Engine {
+        let opts = InstallOptions {
+            stateroot: "demo".into(),
+            kargs: vec!["root=/dev/vda".into(), "rw".into()],
+        };
+        berth_engine::install(
+            &self.sysroot(),
+            image,
+            &opts,
+            self.config.clone(),
+            progress::silent(),
+            &Cancel::new(),
+        )
+        .await
+        .unwrap();
+        Engine::open(&self.sysroot(), self.config.clone()).unwrap()
+    }
+
+    /// The checked-out tree of the deployment with `index`.
+    pub fn deployment_dir(&self, engine: &Engine, index: usize) -> PathBuf {
+        let st = engine.status().unwrap();
+        let d = &st.status.berth.deployments[index];
+        self.sysroot().join(format!(
+            "ostree/deploy/{}/deploy/{}.{}",
+            d.stateroot, d.checksum, d.deploy_serial
+        ))
+    }
+
+    pub fn booted_dir(&self, engine: &Engine) -> PathBuf {
+        let st = engine.status().unwrap();
+        let i = st
+            .status
+            .berth
+            .deployments
+            .iter()
+            .position(|d| d.booted)
+            .expect("a booted deployment");
+        self.deployment_dir(engine, i)
+    }
+
+    pub fn var(&self, stateroot: &str) -> PathBuf {
+        self.sysroot()
+            .join(format!("ostree/deploy/{stateroot}/var"))
+    }
+
+    /// Runs `ostree fsck` on the sysroot's repository and asserts it is clean.
+    pub fn fsck(&self) {
+        let out = Command::new("ostree")
+            .arg("fsck")
+            .arg(format!(
+                "--repo={}",
+                self.sysroot().join("ostree/repo").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ostree fsck failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The BLS entries' option lines.
+    pub fn boot_options(&self) -> Vec<String> {
+        let dir = self.sysroot().join("boot/loader/entries");
+        let mut out = Vec::new();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for p in names {
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                if let Some(o) = line.strip_prefix("options ") {
+                    out.push(o.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The booted deployment's image version.
+pub fn booted_version(engine: &Engine) -> String {
+    let st = engine.status().unwrap();
+    st.status.booted.unwrap().image.unwrap().version.unwrap()
+}
+
+pub fn deployment_versions(engine: &Engine) -> Vec<String> {
+    engine
+        .status()
+        .unwrap()
+        .status
+        .berth
+        .deployments
+        .iter()
+        .map(|d| {
+            d.image
+                .as_ref()
+                .and_then(|i| i.version.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}

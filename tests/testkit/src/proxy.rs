@@ -1,0 +1,162 @@
+//! A fault-injecting HTTP proxy in front of the registry (loopback only): it answers blob
+//! requests with 500s, cuts a blob transfer short, or corrupts a blob's bytes.
+
+use anyhow::Result;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// The first N blob requests get HTTP 500.
+    ServerError(usize),
+    /// The first N blob responses end after this many body bytes.
+    Cut { times: usize, after: usize },
+    /// Every blob response has one byte flipped.
+    Corrupt,
+    /// Every request gets this status.
+    Status(u16),
+}
+
+pub struct Proxy {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    /// Bytes of blob bodies sent to clients.
+    pub blob_bytes: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, fault: Fault) -> Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let blob_bytes = Arc::new(AtomicUsize::new(0));
+        let remaining = Arc::new(AtomicUsize::new(match fault {
+            Fault::ServerError(n) | Fault::Cut { times: n, .. } => n,
+            _ => usize::MAX,
+        }));
+        let (upstream, stop2, bytes2) = (upstream.to_string(), stop.clone(), blob_bytes.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (upstream, remaining, bytes) =
+                    (upstream.clone(), remaining.clone(), bytes2.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &upstream, fault, &remaining, &bytes);
+                });
+            }
+        });
+        Ok(Proxy {
+            addr,
+            stop,
+            blob_bytes,
+        })
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    Ok(head)
+}
+
+fn take(remaining: &AtomicUsize) -> bool {
+    remaining
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// One request per connection: the proxy asks for `Connection: close` upstream.
+fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    fault: Fault,
+    remaining: &AtomicUsize,
+    bytes: &AtomicUsize,
+) -> std::io::Result<()> {
+    let head = read_head(&mut client)?;
+    let text = String::from_utf8_lossy(&head).to_string();
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let is_blob_get = first.starts_with("GET ") && first.contains("/blobs/sha256:");
+    let fail = |client: &mut TcpStream, code: u16| {
+        let body =
+            format!("{{\"errors\":[{{\"code\":\"UNKNOWN\",\"message\":\"injected {code}\"}}]}}");
+        let _ = write!(client, "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    };
+    if let Fault::Status(code) = fault {
+        fail(&mut client, code);
+        return Ok(());
+    }
+    if is_blob_get && matches!(fault, Fault::ServerError(_)) && take(remaining) {
+        fail(&mut client, 500);
+        return Ok(());
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    let mut rewritten = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("connection:") || lower.starts_with("host:") {
+            continue;
+        }
+        rewritten.push_str(line);
+        rewritten.push_str("\r\n");
+    }
+    rewritten.push_str(&format!("Host: {upstream}\r\nConnection: close\r\n\r\n"));
+    up.write_all(rewritten.as_bytes())?;
+    let resp_head = read_head(&mut up)?;
+    client.write_all(&resp_head)?;
+    let cut_after = match fault {
+        Fault::Cut { after, .. } if is_blob_get && take(remaining) => Some(after),
+        _ => None,
+    };
+    let mut sent = 0usize;
+    let mut buf = [0u8; 16384];
+    let mut flipped = false;
+    loop {
+        let n = up.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = buf[..n].to_vec();
+        if is_blob_get && matches!(fault, Fault::Corrupt) && !flipped {
+            chunk[n / 2] ^= 0xff;
+            flipped = true;
+        }
+        if let Some(limit) = cut_after {
+            let allowed = limit.saturating_sub(sent).min(chunk.len());
+            client.write_all(&chunk[..allowed])?;
+            sent += allowed;
+            if is_blob_get {
+                bytes.fetch_add(allowed, Ordering::SeqCst);
+            }
+            if sent >= limit {
+                let _ = client.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            continue;
+        }
+        client.write_all(&chunk)?;
+        sent += n;
+        if is_blob_get {
+            bytes.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! A real `docker-registry` on 127.0.0.1 (a free port), stopped by PID when dropped.
+
+use anyhow::{bail, Context, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    _dir: PathBuf,
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Registry {
+    /// Starts a registry with its storage under `dir`.
+    pub fn start(dir: &Path) -> Result<Registry> {
+        std::fs::create_dir_all(dir.join("data"))?;
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
+                dir.join("data").display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start docker-registry (apt-get install docker-registry)")?;
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&reg.addr).is_ok() {
+                return Ok(reg);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("registry on {} did not start", reg.addr)
+    }
+
+    /// Pushes `layout:tag` to `NAME:tag` with skopeo; returns the reference.
+    pub fn push(&self, layout: &Path, tag: &str, name: &str) -> Result<String> {
+        let dest = format!("{}/{name}:{tag}", self.addr);
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{dest}"))
+            .stdin(Stdio::null())
+            .output()
+            .context("run skopeo")?;
+        if !out.status.success() {
+            bail!(
+                "skopeo push {dest}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(dest)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

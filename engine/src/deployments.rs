@@ -253,12 +253,16 @@ pub fn discard_staged(sysroot: &ostree::Sysroot) -> Result<bool> {
 /// again). A staged deployment is discarded.
 pub fn rollback_to_previous(sysroot: &ostree::Sysroot) -> Result<ostree::Deployment> {
     let _lock = Locked::take(sysroot)?;
-    discard_staged_locked(sysroot)?;
+    let discarded = discard_staged_locked(sysroot)?;
     let booted = booted(sysroot).ok_or_else(|| Error::WrongState("no booted deployment".into()))?;
     let default = default(sysroot).ok_or_else(|| Error::WrongState("no deployments".into()))?;
     let target = if default.equal(&booted) {
-        rollback(sysroot)
-            .ok_or_else(|| Error::WrongState("there is no rollback deployment".into()))?
+        match rollback(sysroot) {
+            Some(r) => r,
+            // Discarding the staged update was the whole rollback.
+            None if discarded => return Ok(booted),
+            None => return Err(Error::WrongState("there is no rollback deployment".into())),
+        }
     } else {
         booted
     };

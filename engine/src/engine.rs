@@ -23,7 +23,7 @@ type KnownImage = (String, String, Option<String>, Option<String>);
 
 const CACHED_UPDATE: &str = "ostree/berth/cached-update.json";
 /// Room a new deployment needs besides its kernel: the copied `/etc` and boot entries.
-const DEPLOY_OVERHEAD: u64 = 32 << 20;
+const DEPLOY_OVERHEAD: u64 = 8 << 20;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -144,7 +144,7 @@ impl Engine {
             None => self.tracked_image()?,
         };
         let source = Source::new(&image, &self.config)?;
-        let current = source.current_digest().await?;
+        let current = retrying(self.config.retries, || source.current_digest()).await?;
         let known = self.known_digests()?;
         if let Some((manifest_digest, version, created)) = known
             .iter()
@@ -162,7 +162,7 @@ impl Engine {
                 layers_to_download: 0,
             });
         }
-        let fetched = source.fetch_image().await?;
+        let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
         let repo = import::open_repo(&self.repo_path())?;
         let cache = BlobCache::open(&self.cache_dir)?;
         let mut download_bytes = 0;
@@ -229,7 +229,7 @@ impl Engine {
             Phase::Checking,
             format!("fetching manifest of {image}"),
         );
-        let fetched = source.fetch_image().await?;
+        let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
         self.pull_fetched(&source, image, &fetched, progress, cancel)
             .await
     }
@@ -408,7 +408,7 @@ impl Engine {
     ) -> Result<UpdateOutcome> {
         let source = Source::new(image, &self.config)?;
         report(&progress, Phase::Checking, format!("checking {image}"));
-        let fetched = source.fetch_image().await?;
+        let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
         let sysroot = self.open_sysroot()?;
         let same_image = |d: &ostree::Deployment| {
             deps::deployment_image(d).as_ref() == Some(image)
@@ -522,6 +522,11 @@ impl Engine {
     pub fn rollback(&self) -> Result<()> {
         let sysroot = self.open_sysroot()?;
         deps::rollback_to_previous(&sysroot).map(|_| ())
+    }
+
+    /// Drops a staged deployment; returns whether there was one.
+    pub fn discard_staged(&self) -> Result<bool> {
+        deps::discard_staged(&self.open_sysroot()?)
     }
 
     /// Emulated reboot of a sysroot that is not the running system.
@@ -748,6 +753,25 @@ fn same_fs(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev(),
         _ => true,
+    }
+}
+
+/// Runs a registry request again after transient errors, with exponential backoff.
+async fn retrying<T, F, Fut>(retries: u32, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && attempt < retries => {
+                attempt += 1;
+                tracing::warn!(attempt, "transient registry error, retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt.min(6))).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -5,9 +5,11 @@ use crate::error::{Error, Result};
 use crate::oci::Compression;
 use crate::progress::Cancel;
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -48,11 +50,16 @@ pub fn scan_layer(
         )),
         Compression::None => Box::new(raw),
     };
+    // libostree only ever sees entries that passed the checks: the tee holds back every byte
+    // past the end of the last checked entry.
+    let safe_until = Rc::new(Cell::new(0u64));
     let mut tee = Tee {
         inner: decoded,
         hasher: Sha256::new(),
         out: io::BufWriter::with_capacity(1 << 20, out),
         bytes: 0,
+        pending: Vec::new(),
+        safe_until: safe_until.clone(),
         cancel,
     };
     let mut scan = LayerScan::default();
@@ -68,11 +75,14 @@ pub fn scan_layer(
                     layer: layer.clone(),
                     detail,
                 })?;
+            safe_until.set(entry.raw_file_position() + entry.size().div_ceil(512) * 512);
             scan.entries += 1;
         }
     }
     // Whatever follows the end-of-archive marker is part of the diff-id too.
+    safe_until.set(u64::MAX);
     io::copy(&mut tee, &mut io::sink()).map_err(|e| tee_error(&layer, e))?;
+    tee.forward().map_err(|e| tee_error(&layer, e))?;
     tee.out
         .flush()
         .map_err(|e| Error::io("write layer stream", e))?;
@@ -111,13 +121,32 @@ fn tee_error(layer: &str, e: io::Error) -> Error {
     }
 }
 
-/// Hashes everything read through it and forwards it to `out`.
+/// Hashes everything read through it and forwards it to `out`, up to `safe_until`.
 struct Tee<'a, W: Write> {
     inner: Box<dyn Read>,
     hasher: Sha256,
     out: io::BufWriter<W>,
+    /// Bytes read so far.
     bytes: u64,
+    /// Bytes read but not forwarded yet (they start at `bytes - pending.len()`).
+    pending: Vec<u8>,
+    safe_until: Rc<Cell<u64>>,
     cancel: &'a Cancel,
+}
+
+impl<W: Write> Tee<'_, W> {
+    fn forward(&mut self) -> io::Result<()> {
+        let start = self.bytes - self.pending.len() as u64;
+        let n =
+            (self.safe_until.get().saturating_sub(start)).min(self.pending.len() as u64) as usize;
+        if n > 0 {
+            self.out
+                .write_all(&self.pending[..n])
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+            self.pending.drain(..n);
+        }
+        Ok(())
+    }
 }
 
 impl<W: Write> Read for Tee<'_, W> {
@@ -127,10 +156,9 @@ impl<W: Write> Read for Tee<'_, W> {
         }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.out
-            .write_all(&buf[..n])
-            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        self.pending.extend_from_slice(&buf[..n]);
         self.bytes += n as u64;
+        self.forward()?;
         Ok(n)
     }
 }

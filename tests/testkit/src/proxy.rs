@@ -96,8 +96,14 @@ fn serve(
     let first = text.lines().next().unwrap_or_default().to_string();
     let is_blob_get = first.starts_with("GET ") && first.contains("/blobs/sha256:");
     let fail = |client: &mut TcpStream, code: u16| {
+        let kind = match code {
+            401 => "UNAUTHORIZED",
+            403 => "DENIED",
+            404 => "NAME_UNKNOWN",
+            _ => "UNKNOWN",
+        };
         let body =
-            format!("{{\"errors\":[{{\"code\":\"UNKNOWN\",\"message\":\"injected {code}\"}}]}}");
+            format!("{{\"errors\":[{{\"code\":\"{kind}\",\"message\":\"injected {code}\"}}]}}");
         let _ = write!(client, "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     };
     if let Fault::Status(code) = fault {

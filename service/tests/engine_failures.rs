@@ -1,0 +1,540 @@
+//! Bad input and failures: each gives a precise error, and the booted and previous
+//! deployments stay untouched and `ostree fsck` stays clean.
+
+mod common;
+
+use berth_engine::{progress, Cancel, Config, Engine, ImageRef, UpdateOutcome};
+use berth_testkit::demo;
+use berth_testkit::image::{self, file, Entry, Image, Layer};
+use berth_testkit::proxy::{Fault, Proxy};
+use common::*;
+use std::process::Command;
+
+/// Installs v1 and returns what must not change.
+async fn installed(env: &Env) -> (Engine, Vec<String>) {
+    let engine = env.install(&env.image("1")).await;
+    let before = snapshot(&engine);
+    (engine, before)
+}
+
+fn snapshot(engine: &Engine) -> Vec<String> {
+    engine
+        .status()
+        .unwrap()
+        .status
+        .berth
+        .deployments
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} booted={}",
+                d.stateroot, d.checksum, d.deploy_serial, d.booted
+            )
+        })
+        .collect()
+}
+
+fn assert_untouched(env: &Env, engine: &Engine, before: &[String]) {
+    assert_eq!(snapshot(engine), before, "deployments changed");
+    assert!(env.booted_dir(engine).join("usr/bin/berth-demo").exists());
+    env.fsck();
+}
+
+fn hostile(extra: Vec<Entry>) -> Image {
+    let mut layer = demo::app_layer(9);
+    layer.entries.extend(extra);
+    Image::new("9", vec![demo::base_layer(), layer])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_broken_layers_are_rejected_precisely() {
+    let env = Env::new("hostile");
+    let (engine, before) = installed(&env).await;
+    let no_kernel = Image::new(
+        "9",
+        vec![Layer::new(vec![
+            Entry::Dir("usr".into()),
+            file("usr/hello", "x"),
+        ])],
+    );
+    let mut bad_diff = demo::version(9);
+    bad_diff.bad_diff_id = true;
+    let cases: Vec<(&str, Image, &str, &str)> = vec![
+        (
+            "dotdot",
+            hostile(vec![Entry::RawFile(
+                b"usr/../../etc/evil".to_vec(),
+                b"x".to_vec(),
+            )]),
+            "HostileLayer",
+            "escapes the root",
+        ),
+        (
+            "absolute",
+            hostile(vec![Entry::RawFile(b"/etc/evil".to_vec(), b"x".to_vec())]),
+            "HostileLayer",
+            "absolute",
+        ),
+        (
+            "symlink-escape",
+            hostile(vec![
+                Entry::RawSymlink(b"usr/evil".to_vec(), b"/etc".to_vec()),
+                Entry::RawFile(b"usr/evil/passwd".to_vec(), b"x".to_vec()),
+            ]),
+            "HostileLayer",
+            "through symlink",
+        ),
+        (
+            "hardlink-escape",
+            hostile(vec![Entry::Hardlink(
+                "usr/evil".into(),
+                "../../etc/shadow".into(),
+            )]),
+            "HostileLayer",
+            "escapes the root",
+        ),
+        (
+            "device",
+            hostile(vec![Entry::CharDevice("usr/null".into())]),
+            "HostileLayer",
+            "device node",
+        ),
+        ("no-kernel", no_kernel, "NotBootable", "no kernel"),
+        ("bad-diff-id", bad_diff, "DigestMismatch", "diff_id"),
+    ];
+    for (name, img, error, detail) in cases {
+        let layout = env.dir.join(format!("bad-{name}"));
+        image::write_layout(&layout, &[("bad", &img)]).unwrap();
+        let r = ImageRef::parse(&format!("oci:{}:bad", layout.display())).unwrap();
+        let err = engine
+            .switch(&r, progress::silent(), &Cancel::new())
+            .await
+            .expect_err(name);
+        assert_eq!(err.name(), error, "{name}: {err}");
+        assert!(err.to_string().contains(detail), "{name}: {err}");
+        assert_untouched(&env, &engine, &before);
+    }
+
+    // A blob whose bytes do not match its digest (a corrupt download source).
+    let layout = env.dir.join("corrupt");
+    let w = image::write_layout(&layout, &[("c", &demo::version(8))]).unwrap();
+    let blob = layout
+        .join("blobs/sha256")
+        .join(w[0].layers[1].0.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let r = ImageRef::parse(&format!("oci:{}:c", layout.display())).unwrap();
+    let err = engine
+        .switch(&r, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "DigestMismatch", "{err}");
+    assert_untouched(&env, &engine, &before);
+
+    // A truncated layer: the compressed stream ends early.
+    let layout = env.dir.join("truncated");
+    let mut img = demo::version(7);
+    img.layers[1].uncompressed = false;
+    let w = image::write_layout(&layout, &[("t", &img)]).unwrap();
+    let _ = w;
+    let tar = image::layer_tar(&img.layers[1].entries).unwrap();
+    let cut = &tar[..tar.len() / 2];
+    let truncated = Image {
+        layers: vec![
+            demo::base_layer(),
+            Layer {
+                entries: vec![],
+                uncompressed: true,
+            },
+        ],
+        ..img.clone()
+    };
+    let _ = truncated;
+    let mut gz = flate2_gzip(cut);
+    gz.truncate(gz.len() - 10);
+    let err = import_raw_layer(&env, &engine, gz, &tar).await;
+    assert!(
+        matches!(err.name(), "CorruptLayer" | "DigestMismatch"),
+        "{err}"
+    );
+    assert_untouched(&env, &engine, &before);
+
+    // A malformed manifest.
+    let layout = env.dir.join("malformed");
+    image::write_layout(&layout, &[("m", &demo::version(6))]).unwrap();
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mdigest = idx["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let junk = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":"nope"}"#;
+    let jd = image::sha256(junk);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(jd.trim_start_matches("sha256:")),
+        junk,
+    )
+    .unwrap();
+    let fixed = std::fs::read_to_string(layout.join("index.json"))
+        .unwrap()
+        .replace(&mdigest, jd.trim_start_matches("sha256:"));
+    std::fs::write(layout.join("index.json"), fixed).unwrap();
+    let r = ImageRef::parse(&format!("oci:{}:m", layout.display())).unwrap();
+    let err = engine
+        .switch(&r, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "BadManifest", "{err}");
+    assert_untouched(&env, &engine, &before);
+}
+
+fn flate2_gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an image whose second layer blob is `blob`, declared with the diff-id of `tar`.
+async fn import_raw_layer(
+    env: &Env,
+    engine: &Engine,
+    blob: Vec<u8>,
+    tar: &[u8],
+) -> berth_engine::Error {
+    let layout = env.dir.join("raw");
+    let w = image::write_layout(&layout, &[("r", &demo::version(5))]).unwrap();
+    let bdigest = image::sha256(&blob);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(bdigest.trim_start_matches("sha256:")),
+        &blob,
+    )
+    .unwrap();
+    // Rewrite config and manifest to point at the raw blob.
+    let mpath = layout
+        .join("blobs/sha256")
+        .join(w[0].manifest_digest.trim_start_matches("sha256:"));
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    let cpath = layout.join("blobs/sha256").join(
+        m["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cpath).unwrap()).unwrap();
+    c["rootfs"]["diff_ids"][1] = image::sha256(tar).into();
+    let cb = serde_json::to_vec(&c).unwrap();
+    let cd = image::sha256(&cb);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(cd.trim_start_matches("sha256:")),
+        &cb,
+    )
+    .unwrap();
+    m["config"]["digest"] = cd.into();
+    m["config"]["size"] = cb.len().into();
+    m["layers"][1]["digest"] = bdigest.into();
+    m["layers"][1]["size"] = blob.len().into();
+    let mb = serde_json::to_vec(&m).unwrap();
+    let md = image::sha256(&mb);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(md.trim_start_matches("sha256:")),
+        &mb,
+    )
+    .unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mb.len(), "annotations": {"org.opencontainers.image.ref.name": "r"}}]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let r = ImageRef::parse(&format!("oci:{}:r", layout.display())).unwrap();
+    engine
+        .switch(&r, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err()
+}
+
+fn engine_via(env: &Env, proxy: &Proxy) -> (Engine, ImageRef) {
+    let config = Config {
+        insecure_registries: vec![proxy.addr.clone()],
+        retries: 3,
+        ..Config::default()
+    };
+    let engine = Engine::open(&env.sysroot(), config).unwrap();
+    (
+        engine,
+        ImageRef::parse(&format!("{}/berth/demo:2", proxy.addr)).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_failures_retry_resume_or_fail_clearly() {
+    let env = Env::new("registry");
+    let (engine, before) = installed(&env).await;
+    let app_v2 = env.written[1].layers[1].1 as usize;
+
+    // Unknown image, 401, 403: final, named errors.
+    let missing = ImageRef::parse(&format!("{}/berth/nope:1", env.registry.addr)).unwrap();
+    assert_eq!(
+        engine
+            .switch(&missing, progress::silent(), &Cancel::new())
+            .await
+            .unwrap_err()
+            .name(),
+        "ImageNotFound"
+    );
+    for (code, name) in [(401, "RegistryUnauthorized"), (403, "RegistryForbidden")] {
+        let proxy = Proxy::start(&env.registry.addr, Fault::Status(code)).unwrap();
+        let (e, img) = engine_via(&env, &proxy);
+        assert_eq!(
+            e.switch(&img, progress::silent(), &Cancel::new())
+                .await
+                .unwrap_err()
+                .name(),
+            name
+        );
+    }
+    // A registry that always fails with 500 on blobs: a Network error after the retries.
+    let proxy = Proxy::start(&env.registry.addr, Fault::ServerError(1000)).unwrap();
+    let (e, img) = engine_via(&env, &proxy);
+    assert_eq!(
+        e.switch(&img, progress::silent(), &Cancel::new())
+            .await
+            .unwrap_err()
+            .name(),
+        "Network"
+    );
+    // A corrupted blob in transit: DigestMismatch, and nothing is kept.
+    let proxy = Proxy::start(&env.registry.addr, Fault::Corrupt).unwrap();
+    let (e, img) = engine_via(&env, &proxy);
+    assert_eq!(
+        e.switch(&img, progress::silent(), &Cancel::new())
+            .await
+            .unwrap_err()
+            .name(),
+        "DigestMismatch"
+    );
+    assert_untouched(&env, &engine, &before);
+    let cache = env.sysroot().join("ostree/berth/cache");
+    assert_eq!(
+        std::fs::read_dir(cache.join("sha256")).unwrap().count()
+            + std::fs::read_dir(cache.join("partial")).unwrap().count(),
+        0
+    );
+
+    // Two 500s, then fine: retried with backoff.
+    let proxy = Proxy::start(&env.registry.addr, Fault::ServerError(2)).unwrap();
+    let (e, img) = engine_via(&env, &proxy);
+    let out = e
+        .switch(&img, progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }));
+    e.rollback().unwrap(); // discard the staged v2 again
+    e.cleanup().unwrap();
+
+    // A connection dropped mid-blob: the retry resumes from where it stopped.
+    let proxy = Proxy::start(
+        &env.registry.addr,
+        Fault::Cut {
+            times: 1,
+            after: app_v2 / 2,
+        },
+    )
+    .unwrap();
+    let (e, img) = engine_via(&env, &proxy);
+    let out = e
+        .switch(&img, progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    let UpdateOutcome::Staged { pulled } = out else {
+        panic!()
+    };
+    assert_eq!(pulled.downloaded_bytes, app_v2 as u64);
+    let served = proxy.blob_bytes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        served < app_v2 + app_v2 / 4,
+        "resumed instead of starting over: served {served} for a {app_v2}-byte blob"
+    );
+    e.reboot().unwrap();
+    assert_eq!(booted_version(&e), "2");
+    env.fsck();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_is_reported_before_anything_breaks() {
+    let env = Env::new("diskfull");
+    let small = env.dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "berth-small"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sysroot = small.join("sysroot");
+    let opts = berth_engine::InstallOptions {
+        stateroot: "demo".into(),
+        kargs: vec!["rw".into()],
+    };
+    berth_engine::install(
+        &sysroot,
+        &env.image("1"),
+        &opts,
+        env.config.clone(),
+        progress::silent(),
+        &Cancel::new(),
+    )
+    .await
+    .unwrap();
+    let engine = Engine::open(&sysroot, env.config.clone()).unwrap();
+    let before = snapshot(&engine);
+    // Leave less room than the update needs.
+    let avail = berth_engine::space::available(&small).unwrap();
+    std::fs::write(
+        small.join("filler"),
+        vec![0u8; (avail - 1024 * 1024) as usize],
+    )
+    .unwrap();
+    let err = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "NoSpace", "{err}");
+    assert_eq!(snapshot(&engine), before);
+    let out = Command::new("ostree")
+        .arg("fsck")
+        .arg(format!("--repo={}", sysroot.join("ostree/repo").display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Free the space and the same update goes through.
+    std::fs::remove_file(small.join("filler")).unwrap();
+    assert!(matches!(
+        engine
+            .switch(&env.image("2"), progress::silent(), &Cancel::new())
+            .await
+            .unwrap(),
+        UpdateOutcome::Staged { .. }
+    ));
+    let _ = Command::new("umount").arg("-l").arg(&small).status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_points_leaves_a_consistent_sysroot() {
+    let env = Env::new("kill");
+    // A larger update so kills land in download, import and deploy.
+    let mut big = demo::version(4);
+    big.layers.push(Layer::new(
+        (0..400)
+            .map(|i| {
+                Entry::File(
+                    format!("usr/share/many/f{i}"),
+                    image::noise(1000 + i, 4096),
+                    0o644,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    big.layers[2]
+        .entries
+        .insert(0, Entry::Dir("usr/share/many".into()));
+    big.layers[2]
+        .entries
+        .insert(0, Entry::Dir("usr/share".into()));
+    big.layers[2].entries.insert(0, Entry::Dir("usr".into()));
+    big.layers.push(Layer::new(vec![
+        Entry::Dir("usr".into()),
+        Entry::Dir("usr/share".into()),
+        Entry::File("usr/share/big.bin".into(), image::noise(7, 6 << 20), 0o644),
+    ]));
+    image::write_layout(&env.layout, &[("big", &big)]).unwrap();
+    env.registry.push(&env.layout, "big", "berth/demo").unwrap();
+    let (engine, before) = installed(&env).await;
+    let config = env.dir.join("berth.toml");
+    std::fs::write(
+        &config,
+        format!("insecure-registries = [\"{}\"]\n", env.registry.addr),
+    )
+    .unwrap();
+    let berthd = env!("CARGO_BIN_EXE_berthd");
+    let mut seed: u64 = 0x5eed;
+    for round in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = std::time::Duration::from_millis(20 + seed % 400);
+        let mut child = Command::new(berthd)
+            .arg("--sysroot")
+            .arg(env.sysroot())
+            .arg("--config")
+            .arg(&config)
+            .args(["switch", &env.image("big").to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: killed after {delay:?} ({status})");
+        env.fsck();
+        // Booted and previous deployments are still there; at most a staged one was added.
+        let now = snapshot(&engine);
+        assert!(
+            before.iter().all(|b| now.contains(b)),
+            "round {round}: {now:?} vs {before:?}"
+        );
+        assert_eq!(booted_version(&engine), "1");
+        // Undo a switch that completed before the kill, so every round starts the same.
+        engine.discard_staged().unwrap();
+    }
+    let out = engine
+        .switch(&env.image("big"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    engine.reboot().unwrap();
+    assert_eq!(booted_version(&engine), "4");
+    assert!(env.booted_dir(&engine).join("usr/share/many/f399").exists());
+    env.fsck();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_references_are_refused() {
+    for bad in [
+        "",
+        "Upper-Case",
+        "quay.io/os:bad tag",
+        "quay.io/a/../b",
+        "oci:relative",
+        "x;rm -rf /",
+    ] {
+        let err = ImageRef::parse(bad).unwrap_err();
+        assert_eq!(err.name(), "InvalidReference", "{bad}");
+    }
+    let env = Env::new("badref");
+    let out = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .args(["--sysroot"])
+        .arg(env.dir.join("s"))
+        .args(["install", "Not/A:Valid:Ref"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidReference"));
+    assert!(
+        !env.dir.join("s").exists(),
+        "nothing was created for a bad reference"
+    );
+}

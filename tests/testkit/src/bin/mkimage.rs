@@ -13,6 +13,13 @@ fn main() -> Result<()> {
             "--layout" => layout = args.next().map(PathBuf::from),
             "--tag" => tag = args.next(),
             "--label" => labels.push(args.next().context("--label K=V")?),
+            "--demo" => {
+                // The demo OS, versions 1-3, as tags 1, 2, 3.
+                let dir = PathBuf::from(args.next().context("--demo DIR")?);
+                let v: Vec<_> = (1..=3).map(berth_testkit::demo::version).collect();
+                write_layout(&dir, &[("1", &v[0]), ("2", &v[1]), ("3", &v[2])])?;
+                return Ok(());
+            }
             _ => dirs.push(PathBuf::from(a)),
         }
     }

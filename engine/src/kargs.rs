@@ -46,11 +46,9 @@ pub fn image_kargs(repo: &ostree::Repo, commit: &str) -> Result<Vec<String>> {
     names.sort();
     let mut out = Vec::new();
     for name in names {
-        // Read the stream directly: load_contents() queries a RepoFile stream it cannot query.
-        let bytes = dir
+        let (bytes, _) = dir
             .child(&name)
-            .read(gio::Cancellable::NONE)
-            .and_then(|stream| stream.read_bytes(1 << 20, gio::Cancellable::NONE))
+            .load_contents(gio::Cancellable::NONE)
             .ctx(|| format!("read {KARGS_D}/{name}"))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::BadManifest(format!("{KARGS_D}/{name} is not UTF-8")))?;

@@ -18,4 +18,10 @@ cleanup() { umount -l "$work" 2>/dev/null || true; rmdir "$work" 2>/dev/null || 
 trap cleanup EXIT
 mount -t tmpfs -o size=6g,mode=0755 berth-tests "$work"
 export BERTH_TEST_TMP=$work
-cargo test --workspace --locked "$@" -- --test-threads="${BERTH_TEST_THREADS:-2}"
+log="$work/cargo-test.log"
+status=0
+cargo test --workspace --locked "$@" -- --test-threads="${BERTH_TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary, the last often "0 passed").
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?/) p += $i; if ($(i+1) ~ /^failed;?/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

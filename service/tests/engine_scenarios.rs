@@ -194,14 +194,13 @@ async fn switch_pin_cleanup_and_rollback_discards_staged() {
         engine.status().unwrap().spec.image.unwrap().image,
         format!("{}/berth/demo:3", env.registry.addr)
     );
-    let report = engine.cleanup().unwrap();
+    engine.cleanup().unwrap();
     assert_eq!(
         deployment_versions(&engine),
         vec!["3", "2", "1"],
         "pinned v1 survives cleanup"
     );
     assert!(engine.status().unwrap().status.berth.deployments[2].pinned);
-    let _ = report;
     engine.set_pinned(2, false).unwrap();
     let report = engine.cleanup().unwrap();
     assert_eq!(

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 const MTIME: u64 = 1_700_000_000;
@@ -185,7 +185,6 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
                 meta.permissions().mode() & 0o7777,
             ));
         }
-        let _ = meta.uid();
     }
     Ok(())
 }

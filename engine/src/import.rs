@@ -132,22 +132,12 @@ pub fn import_layer(
     })?;
     cancel.check()?;
     let root = write_root(&repo, &mtree)?;
+    txn.commit()?;
     let meta = glib::VariantDict::new(None);
     meta.insert("berth.diff-id", diff_id);
     meta.insert("berth.whiteouts", &scan.whiteouts);
     meta.insert("berth.opaque", &scan.opaque_dirs);
-    let csum = repo
-        .write_commit(
-            None,
-            Some(&format!("layer {diff_id}")),
-            None,
-            Some(&meta.end()),
-            &root,
-            gio::Cancellable::NONE,
-        )
-        .ctx(|| format!("write layer commit {diff_id}"))?;
-    repo.transaction_set_ref(None, &refname, Some(&csum));
-    txn.commit()?;
+    let csum = write_commit_for(&repo, &root, &format!("layer {diff_id}"), &meta, &refname)?;
     tracing::debug!(
         diff_id,
         entries = scan.entries,
@@ -214,6 +204,7 @@ pub fn commit_image(
     to_ostree_layout(repo, &root)?;
     check_bootable(&root)?;
     let root_file = write_root(repo, &root)?;
+    txn.commit()?;
     let md = glib::VariantDict::new(None);
     if let Some(v) = meta.version {
         md.insert("version", v);
@@ -233,17 +224,37 @@ pub fn commit_image(
         std::str::from_utf8(meta.config_json).unwrap_or_default(),
     );
     md.insert("berth.layers", layer_commits.to_vec());
+    write_commit_for(
+        repo,
+        &root_file,
+        &format!("image {}", meta.image),
+        &md,
+        &refname,
+    )
+}
+
+/// Writes the commit object and its ref in a transaction of their own, after the tree's
+/// transaction landed: libostree moves staged objects into place in no particular order, so a
+/// kill mid-commit could otherwise leave a commit object whose dirtree never arrived.
+fn write_commit_for(
+    repo: &ostree::Repo,
+    root: &ostree::RepoFile,
+    subject: &str,
+    meta: &glib::VariantDict,
+    refname: &str,
+) -> Result<String> {
+    let txn = Transaction::begin(repo)?;
     let csum = repo
         .write_commit(
             None,
-            Some(&format!("image {}", meta.image)),
+            Some(subject),
             None,
-            Some(&md.end()),
-            &root_file,
+            Some(&meta.end()),
+            root,
             gio::Cancellable::NONE,
         )
-        .ctx(|| "write image commit".into())?;
-    repo.transaction_set_ref(None, &refname, Some(&csum));
+        .ctx(|| format!("write commit ({subject})"))?;
+    repo.transaction_set_ref(None, refname, Some(&csum));
     txn.commit()?;
     Ok(csum.to_string())
 }

@@ -453,26 +453,53 @@ async fn killed_at_random_points_leaves_a_consistent_sysroot() {
     )
     .unwrap();
     let berthd = env!("CARGO_BIN_EXE_berthd");
-    let mut seed: u64 = 0x5eed;
-    for round in 0..6 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = std::time::Duration::from_millis(20 + seed % 400);
-        let mut child = Command::new(berthd)
-            .arg("--sysroot")
+    let switch = || {
+        let mut cmd = Command::new(berthd);
+        cmd.arg("--sysroot")
             .arg(env.sysroot())
             .arg("--config")
             .arg(&config)
             .args(["switch", &env.image("big").to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    // Forget everything the switch pulled, so each round redoes download, import and deploy.
+    let forget_pull = || {
+        engine.discard_staged().unwrap();
+        let repo = env.sysroot().join("ostree/repo");
+        for args in [
+            &["refs", "--delete", "berth/layer"][..],
+            &["refs", "--delete", "berth/image"][..],
+            &["prune", "--refs-only"][..],
+        ] {
+            let out = Command::new("ostree")
+                .arg(format!("--repo={}", repo.display()))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ostree {args:?}: {out:?}");
+        }
+        let _ = std::fs::remove_dir_all(env.sysroot().join("ostree/berth/cache"));
+    };
+    // Time one whole switch, then spread the kills evenly across that span (plus jitter).
+    let started = std::time::Instant::now();
+    assert!(switch().status().unwrap().success());
+    let span = started.elapsed();
+    forget_pull();
+    let rounds = 24u32;
+    let mut seed: u64 = 0x5eed;
+    for round in 0..rounds {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let jitter = std::time::Duration::from_millis(seed % 30);
+        let delay = span * (2 * round + 1) / (2 * rounds) + jitter;
+        let mut child = switch().spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
         let status = child.wait().unwrap();
-        eprintln!("round {round}: killed after {delay:?} ({status})");
+        eprintln!("round {round}: killed after {delay:?} of {span:?} ({status})");
         env.fsck();
         // Booted and previous deployments are still there; at most a staged one was added.
         let now = snapshot(&engine);
@@ -481,8 +508,7 @@ async fn killed_at_random_points_leaves_a_consistent_sysroot() {
             "round {round}: {now:?} vs {before:?}"
         );
         assert_eq!(booted_version(&engine), "1");
-        // Undo a switch that completed before the kill, so every round starts the same.
-        engine.discard_staged().unwrap();
+        forget_pull();
     }
     let out = engine
         .switch(&env.image("big"), progress::silent(), &Cancel::new())

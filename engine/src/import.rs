@@ -6,13 +6,15 @@
 //! alone: whiteouts and opaque directories are applied, nothing is decompressed again.
 
 use crate::error::{Context as _, Error, Result};
-use crate::layer::{self, LayerScan};
+use crate::layer;
+use crate::objects::{self, Meta, ObjectWriter};
 use crate::oci::Compression;
 use crate::progress::Cancel;
 use ostree::gio;
 use ostree::glib;
 use ostree::prelude::*;
-use std::os::fd::AsRawFd;
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 pub const LAYER_REF_PREFIX: &str = "berth/layer/";
@@ -82,7 +84,7 @@ impl Drop for Transaction<'_> {
 /// Imports one layer blob as a commit; returns its checksum. Idempotent per diff-id.
 pub fn import_layer(
     repo_path: &Path,
-    blob: &Path,
+    blob: impl Read + Send,
     compression: Compression,
     diff_id: &str,
     cancel: &Cancel,
@@ -92,46 +94,21 @@ pub fn import_layer(
     if let Some(c) = resolve(&repo, &refname)? {
         return Ok(c);
     }
+    if repo.mode() != ostree::RepoMode::Bare {
+        return Err(Error::Unsupported(format!(
+            "the ostree repo at {} is not in bare mode",
+            repo_path.display()
+        )));
+    }
     let txn = Transaction::begin(&repo)?;
-    let mtree = ostree::MutableTree::new();
-    let modifier = ostree::RepoCommitModifier::new(
-        ostree::RepoCommitModifierFlags::NONE,
-        Some(Box::new(|_repo, path: &str, _info: &gio::FileInfo| {
-            let base = path.rsplit('/').next().unwrap_or(path);
-            if layer::is_whiteout_name(base) {
-                ostree::RepoCommitFilterResult::Skip
-            } else {
-                ostree::RepoCommitFilterResult::Allow
-            }
-        })),
-    );
-    let (reader, writer) = std::io::pipe().ctx(|| "create pipe".into())?;
-    let (imported, scan): (_, Result<LayerScan>) = std::thread::scope(|s| {
-        let scanner = s.spawn(|| layer::scan_layer(blob, compression, diff_id, writer, cancel));
-        let r = repo.write_archive_to_mtree_from_fd(
-            reader.as_raw_fd(),
-            &mtree,
-            Some(&modifier),
-            true,
-            gio::Cancellable::NONE,
-        );
-        drop(reader);
-        let scan = scanner.join().unwrap_or_else(|_| {
-            Err(Error::CorruptLayer {
-                layer: diff_id.into(),
-                detail: "scanner panicked".into(),
-            })
-        });
-        (r, scan)
-    });
-    // The scanner's verdict is the precise one; libostree's error only counts if the stream was fine.
-    let scan = scan?;
-    imported.map_err(|e| Error::CorruptLayer {
-        layer: diff_id.into(),
-        detail: e.to_string(),
+    let mut tree = TreeBuilder::new(&repo, ObjectWriter::new(repo_path)?);
+    let scan = layer::read_layer(blob, compression, diff_id, cancel, |entry, path| {
+        tree.add(entry, path)
     })?;
     cancel.check()?;
-    let root = write_root(&repo, &mtree)?;
+    tree.finish_root()?;
+    objects::sync(repo_path)?;
+    let root = write_root(&repo, &tree.root)?;
     txn.commit()?;
     let meta = glib::VariantDict::new(None);
     meta.insert("berth.diff-id", diff_id);
@@ -145,6 +122,151 @@ pub fn import_layer(
         "layer imported"
     );
     Ok(csum.to_string())
+}
+
+/// Builds one layer's tree from checked tar entries: content objects are written directly,
+/// directories become dirmeta objects (written through libostree, they are few and small).
+struct TreeBuilder<'r> {
+    repo: &'r ostree::Repo,
+    objects: ObjectWriter,
+    root: ostree::MutableTree,
+    dirmetas: HashMap<Meta, String>,
+    /// Regular files of this layer by path, for hardlinks.
+    files: HashMap<String, String>,
+    /// Whether the layer had an entry for its root directory.
+    has_root: bool,
+}
+
+const DEFAULT_DIR: Meta = Meta {
+    uid: 0,
+    gid: 0,
+    mode: libc::S_IFDIR | 0o755,
+    xattrs: Vec::new(),
+};
+
+impl<'r> TreeBuilder<'r> {
+    fn new(repo: &'r ostree::Repo, objects: ObjectWriter) -> Self {
+        TreeBuilder {
+            repo,
+            objects,
+            root: ostree::MutableTree::new(),
+            dirmetas: HashMap::new(),
+            files: HashMap::new(),
+            has_root: false,
+        }
+    }
+
+    fn dirmeta(&mut self, meta: &Meta) -> Result<String> {
+        if let Some(c) = self.dirmetas.get(meta) {
+            return Ok(c.clone());
+        }
+        let csum = self
+            .repo
+            .write_metadata(
+                ostree::ObjectType::DirMeta,
+                None,
+                &objects::dirmeta(meta),
+                gio::Cancellable::NONE,
+            )
+            .ctx(|| "write directory metadata".into())?;
+        let csum = csum.to_hex();
+        self.dirmetas.insert(meta.clone(), csum.clone());
+        Ok(csum)
+    }
+
+    /// The directory at `path`, created (root-owned, 0755) with its parents if missing.
+    fn dir(&mut self, path: &str) -> Result<ostree::MutableTree> {
+        let mut dir = self.root.clone();
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            let existed = dir.lookup(name).is_ok();
+            let child = dir
+                .ensure_dir(name)
+                .ctx(|| format!("create directory /{path}"))?;
+            if !existed {
+                child.set_metadata_checksum(&self.dirmeta(&DEFAULT_DIR)?);
+            }
+            dir = child;
+        }
+        Ok(dir)
+    }
+
+    fn add(&mut self, entry: &mut tar::Entry<'_, impl Read>, path: &str) -> Result<()> {
+        let header = entry.header();
+        let (uid, gid) = (
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        );
+        let perms = header.mode().unwrap_or(0o644) & 0o7777;
+        let kind = header.entry_type();
+        let xattrs = pax_xattrs(entry)?;
+        let meta = |ftype: u32| Meta {
+            uid,
+            gid,
+            mode: ftype | perms,
+            xattrs: xattrs.clone(),
+        };
+        let (parent_path, name) = path.rsplit_once('/').unwrap_or(("", path));
+        use tar::EntryType as T;
+        if kind == T::Directory {
+            let csum = self.dirmeta(&meta(libc::S_IFDIR))?;
+            self.has_root |= path.is_empty();
+            self.dir(path)?.set_metadata_checksum(&csum);
+            return Ok(());
+        }
+        let checksum = match kind {
+            T::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default();
+                let target = String::from_utf8_lossy(&target).into_owned();
+                let mut m = meta(libc::S_IFLNK);
+                m.mode = libc::S_IFLNK | 0o777;
+                self.objects.symlink(&m, &target)?
+            }
+            T::Link => {
+                let target = entry.link_name_bytes().unwrap_or_default();
+                let target = String::from_utf8_lossy(&target);
+                let target = target.trim_start_matches("./").trim_end_matches('/');
+                self.files.get(target).cloned().ok_or_else(|| {
+                    Error::WrongState(format!("hardlink target /{target} was not imported"))
+                })?
+            }
+            _ => {
+                let size = entry.size();
+                let csum = self.objects.regular(&meta(libc::S_IFREG), size, entry)?;
+                self.files.insert(path.to_string(), csum.clone());
+                csum
+            }
+        };
+        if kind == T::Link {
+            self.files.insert(path.to_string(), checksum.clone());
+        }
+        self.dir(parent_path)?
+            .replace_file(name, &checksum)
+            .ctx(|| format!("add /{path}"))
+    }
+
+    /// A layer without a root entry gets a root-owned 0755 root, as parents do.
+    fn finish_root(&mut self) -> Result<()> {
+        if !self.has_root {
+            let csum = self.dirmeta(&DEFAULT_DIR)?;
+            self.root.set_metadata_checksum(&csum);
+        }
+        Ok(())
+    }
+}
+
+/// Extended attributes carried as `SCHILY.xattr.NAME` pax records, sorted by name.
+fn pax_xattrs(entry: &mut tar::Entry<'_, impl Read>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let Ok(Some(exts)) = entry.pax_extensions() else {
+        return Ok(out);
+    };
+    for ext in exts.flatten() {
+        if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+            out.push((name.to_vec(), ext.value_bytes().to_vec()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn write_root(repo: &ostree::Repo, mtree: &ostree::MutableTree) -> Result<ostree::RepoFile> {

@@ -1,18 +1,17 @@
 //! Reading one layer blob: decompress, verify its diff-id, and check every tar entry before
-//! libostree sees the stream. Hostile or broken entries stop the import with a precise error.
+//! anything is written for it. Hostile or broken entries stop the import with a precise error.
 
 use crate::error::{Error, Result};
 use crate::oci::Compression;
 use crate::progress::Cancel;
 use sha2::{Digest, Sha256};
-use std::cell::Cell;
 use std::collections::HashSet;
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
-use std::rc::Rc;
+use std::io::{self, BufReader, Read};
+use std::sync::mpsc;
 
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &str = ".wh.";
+const CHUNK: usize = 256 << 10;
 
 /// What a layer's tar stream holds besides plain content.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,77 +24,169 @@ pub struct LayerScan {
     pub entries: u64,
 }
 
-/// True for the marker files that must not land in the tree.
-pub fn is_whiteout_name(basename: &str) -> bool {
-    basename.starts_with(WHITEOUT_PREFIX)
-}
-
-/// Streams the uncompressed tar of `blob` into `out` while checking it. Returns an error (and
-/// stops writing) at the first bad entry, on a diff-id mismatch, or on corrupt compression.
-pub fn scan_layer(
-    blob: &Path,
+/// Reads a layer blob, checks every entry and hands each one that belongs in the tree to `visit`
+/// with its clean path (`""` for the root). Decompression and the diff-id hash run on their
+/// own thread. Errors at the first bad entry, on corrupt compression or a diff-id mismatch
+/// (found at the end: the objects visited by then are content-addressed and unreferenced,
+/// so they are harmless and pruned later).
+pub fn read_layer(
+    blob: impl Read + Send,
     compression: Compression,
     diff_id: &str,
-    out: impl Write,
     cancel: &Cancel,
+    mut visit: impl FnMut(&mut tar::Entry<'_, &mut ChunkReader>, &str) -> Result<()>,
 ) -> Result<LayerScan> {
     let layer = short(diff_id);
-    let file =
-        std::fs::File::open(blob).map_err(|e| Error::io(format!("open {}", blob.display()), e))?;
-    let raw = BufReader::with_capacity(1 << 20, file);
-    let decoded: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(BufReader::with_capacity(
-            1 << 20,
-            flate2::read::MultiGzDecoder::new(raw),
-        )),
-        Compression::None => Box::new(raw),
-    };
-    // libostree only ever sees entries that passed the checks: the tee holds back every byte
-    // past the end of the last checked entry.
-    let safe_until = Rc::new(Cell::new(0u64));
-    let mut tee = Tee {
-        inner: decoded,
-        hasher: Sha256::new(),
-        out: io::BufWriter::with_capacity(1 << 20, out),
-        bytes: 0,
-        pending: Vec::new(),
-        safe_until: safe_until.clone(),
-        cancel,
-    };
-    let mut scan = LayerScan::default();
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    let result = std::thread::scope(|s| {
+        let decoder = s.spawn(|| decode(blob, compression, tx, cancel, &layer));
+        let mut scan = LayerScan::default();
+        let mut reader = ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let walked = walk(&mut reader, &layer, &mut scan, cancel, &mut visit);
+        // Drain what follows the end-of-archive marker (it is part of the diff-id), or
+        // unblock the decoder after an error.
+        let drained = io::copy(&mut reader, &mut io::sink());
+        drop(reader);
+        let decoded = decoder.join().unwrap_or_else(|_| {
+            Err(Error::CorruptLayer {
+                layer: layer.clone(),
+                detail: "decoder panicked".into(),
+            })
+        });
+        walked?;
+        drained.map_err(|e| read_error(&layer, e))?;
+        let (actual, bytes) = decoded?;
+        if actual != diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("uncompressed layer {layer} (diff_id)"),
+                expected: diff_id.into(),
+                actual,
+            });
+        }
+        scan.uncompressed_bytes = bytes;
+        Ok(scan)
+    });
+    // A cancel surfaces as whatever read failed first; report it as what it is.
+    match result {
+        Err(_) if cancel.is_cancelled() => Err(Error::Cancelled),
+        other => other,
+    }
+}
+
+fn walk(
+    reader: &mut ChunkReader,
+    layer: &str,
+    scan: &mut LayerScan,
+    cancel: &Cancel,
+    visit: &mut impl FnMut(&mut tar::Entry<'_, &mut ChunkReader>, &str) -> Result<()>,
+) -> Result<()> {
     let mut checker = EntryChecker::default();
-    let corrupt = |e: io::Error| tee_error(&layer, e);
-    {
-        let mut archive = tar::Archive::new(&mut tee);
-        for entry in archive.entries().map_err(corrupt)? {
-            let entry = entry.map_err(corrupt)?;
-            checker
-                .check(&entry, &mut scan)
-                .map_err(|detail| Error::HostileLayer {
-                    layer: layer.clone(),
-                    detail,
-                })?;
-            safe_until.set(entry.raw_file_position() + entry.size().div_ceil(512) * 512);
-            scan.entries += 1;
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| read_error(layer, e))? {
+        let mut entry = entry.map_err(|e| read_error(layer, e))?;
+        cancel.check()?;
+        let checked = checker
+            .check(&entry, scan)
+            .map_err(|detail| Error::HostileLayer {
+                layer: layer.into(),
+                detail,
+            })?;
+        scan.entries += 1;
+        if let Some(path) = checked {
+            visit(&mut entry, &path).map_err(|e| match e {
+                Error::Io { source, .. } if is_read_side(&source) => read_error(layer, source),
+                e => e,
+            })?;
         }
     }
-    // Whatever follows the end-of-archive marker is part of the diff-id too.
-    safe_until.set(u64::MAX);
-    io::copy(&mut tee, &mut io::sink()).map_err(|e| tee_error(&layer, e))?;
-    tee.forward().map_err(|e| tee_error(&layer, e))?;
-    tee.out
-        .flush()
-        .map_err(|e| Error::io("write layer stream", e))?;
-    let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
-    if actual != diff_id {
-        return Err(Error::DigestMismatch {
-            what: format!("uncompressed layer {layer} (diff_id)"),
-            expected: diff_id.into(),
-            actual,
-        });
+    Ok(())
+}
+
+/// Errors from reading the tar stream (as opposed to writing objects) are corruption.
+fn is_read_side(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+    ) || e.to_string() == "cancelled"
+}
+
+/// Decompresses `file` into chunks, hashing them; returns the diff-id and the byte count.
+fn decode(
+    blob: impl Read,
+    compression: Compression,
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    cancel: &Cancel,
+    layer: &str,
+) -> Result<(String, u64)> {
+    let raw = BufReader::with_capacity(CHUNK, blob);
+    let mut decoded: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::None => Box::new(raw),
+    };
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    loop {
+        if cancel.is_cancelled() {
+            let _ = tx.send(Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled")));
+            return Err(Error::Cancelled);
+        }
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match decoded.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let detail = e.to_string();
+                    let _ = tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                    return Err(Error::CorruptLayer {
+                        layer: layer.into(),
+                        detail,
+                    });
+                }
+            }
+        }
+        if filled == 0 {
+            return Ok((format!("sha256:{}", hex::encode(hasher.finalize())), bytes));
+        }
+        buf.truncate(filled);
+        hasher.update(&buf);
+        bytes += filled as u64;
+        if tx.send(Ok(buf)).is_err() {
+            // The reader stopped (it failed): its error is the one reported.
+            return Ok((String::new(), bytes));
+        }
     }
-    scan.uncompressed_bytes = tee.bytes;
-    Ok(scan)
+}
+
+/// The tar reader's side of the decoder's channel.
+pub struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn short(digest: &str) -> String {
@@ -107,59 +198,14 @@ fn short(digest: &str) -> String {
         .collect()
 }
 
-/// Classifies a read error: our own cancel/pipe errors pass through, the rest is corruption.
-fn tee_error(layer: &str, e: io::Error) -> Error {
+/// Classifies a read error: a cancel passes through, the rest is corruption.
+fn read_error(layer: &str, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::Interrupted && e.to_string() == "cancelled" {
         return Error::Cancelled;
-    }
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        return Error::io("libostree stopped reading the layer", e);
     }
     Error::CorruptLayer {
         layer: layer.into(),
         detail: e.to_string(),
-    }
-}
-
-/// Hashes everything read through it and forwards it to `out`, up to `safe_until`.
-struct Tee<'a, W: Write> {
-    inner: Box<dyn Read>,
-    hasher: Sha256,
-    out: io::BufWriter<W>,
-    /// Bytes read so far.
-    bytes: u64,
-    /// Bytes read but not forwarded yet (they start at `bytes - pending.len()`).
-    pending: Vec<u8>,
-    safe_until: Rc<Cell<u64>>,
-    cancel: &'a Cancel,
-}
-
-impl<W: Write> Tee<'_, W> {
-    fn forward(&mut self) -> io::Result<()> {
-        let start = self.bytes - self.pending.len() as u64;
-        let n =
-            (self.safe_until.get().saturating_sub(start)).min(self.pending.len() as u64) as usize;
-        if n > 0 {
-            self.out
-                .write_all(&self.pending[..n])
-                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
-            self.pending.drain(..n);
-        }
-        Ok(())
-    }
-}
-
-impl<W: Write> Read for Tee<'_, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.is_cancelled() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
-        }
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.pending.extend_from_slice(&buf[..n]);
-        self.bytes += n as u64;
-        self.forward()?;
-        Ok(n)
     }
 }
 
@@ -171,11 +217,12 @@ struct EntryChecker {
 }
 
 impl EntryChecker {
+    /// Checks one entry; returns its clean path if it belongs in the tree (markers do not).
     fn check<R: Read>(
         &mut self,
         entry: &tar::Entry<R>,
         scan: &mut LayerScan,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Option<String>, String> {
         let raw = entry.path_bytes();
         let path = clean_path(&raw, "entry")?;
         self.check_not_through_symlink(&path)?;
@@ -193,7 +240,7 @@ impl EntryChecker {
         }
         if path.is_empty() {
             return if kind == T::Directory {
-                Ok(())
+                Ok(Some(path))
             } else {
                 Err("a non-directory entry for the root".into())
             };
@@ -204,7 +251,7 @@ impl EntryChecker {
         };
         if base == OPAQUE_MARKER {
             scan.opaque_dirs.push(dir.to_string());
-            return Ok(());
+            return Ok(None);
         }
         if let Some(target) = base.strip_prefix(WHITEOUT_PREFIX) {
             if !target.starts_with(".wh.") && !target.is_empty() {
@@ -214,7 +261,7 @@ impl EntryChecker {
                     format!("{dir}/{target}")
                 });
             }
-            return Ok(());
+            return Ok(None);
         }
         match kind {
             T::Symlink => {
@@ -226,7 +273,7 @@ impl EntryChecker {
                 }
                 std::str::from_utf8(&target)
                     .map_err(|_| format!("symlink /{path} has a non-UTF-8 target"))?;
-                self.symlinks.insert(path);
+                self.symlinks.insert(path.clone());
             }
             T::Link => {
                 let target = entry
@@ -237,17 +284,17 @@ impl EntryChecker {
                 if !self.files.contains(&target) {
                     return Err(format!("hardlink /{path} points to /{target}, which is not a file earlier in this layer"));
                 }
-                self.files.insert(path);
+                self.files.insert(path.clone());
             }
             T::Directory => {
                 self.symlinks.remove(&path);
             }
             _ => {
                 self.symlinks.remove(&path);
-                self.files.insert(path);
+                self.files.insert(path.clone());
             }
         }
-        Ok(())
+        Ok(Some(path))
     }
 
     /// A path must not reach a parent through a symlink this layer created.

@@ -2,15 +2,15 @@
 //! `DIR/partial/<hex>` a download in progress that the next attempt resumes.
 
 use crate::error::{Context as _, Error, Result};
+use crate::growing::Growing;
 use crate::oci::Descriptor;
 use crate::progress::{Cancel, Tracker};
 use crate::source::Source;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 pub struct BlobCache {
     dir: PathBuf,
@@ -66,6 +66,23 @@ impl BlobCache {
         tracker: &Tracker,
         cancel: &Cancel,
         retries: u32,
+        growing: &Growing,
+    ) -> Result<PathBuf> {
+        let result = self
+            .fetch_retrying(source, desc, tracker, cancel, retries, growing)
+            .await;
+        growing.finish(result.as_ref().ok().cloned());
+        result
+    }
+
+    async fn fetch_retrying(
+        &self,
+        source: &Source,
+        desc: &Descriptor,
+        tracker: &Tracker,
+        cancel: &Cancel,
+        retries: u32,
+        growing: &Growing,
     ) -> Result<PathBuf> {
         let dest = self.path(&desc.digest);
         if self.contains(desc) {
@@ -74,7 +91,10 @@ impl BlobCache {
         let mut attempt = 0;
         loop {
             cancel.check()?;
-            match self.fetch_once(source, desc, tracker, cancel).await {
+            match self
+                .fetch_once(source, desc, tracker, cancel, growing)
+                .await
+            {
                 Ok(()) => return Ok(dest),
                 Err(e) if e.is_transient() && attempt < retries => {
                     attempt += 1;
@@ -93,39 +113,38 @@ impl BlobCache {
         desc: &Descriptor,
         tracker: &Tracker,
         cancel: &Cancel,
+        growing: &Growing,
     ) -> Result<()> {
         let partial = self.partial_path(&desc.digest);
         let (mut hasher, mut have) = hash_existing(&partial, desc.size)?;
         let blob = source.open_blob(desc, have).await?;
         if !blob.from_offset && have > 0 {
             // The source ignored the range request: start over.
+            growing.restarted();
             tracker.sub_bytes(have);
             hasher = Sha256::new();
             have = 0;
         }
-        let mut file = tokio::fs::OpenOptions::new()
+        // Plain blocking writes (fast, local): a follower may read each byte as soon as
+        // `wrote` announces it.
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
             .open(&partial)
-            .await
             .ctx(|| format!("open {}", partial.display()))?;
         file.set_len(have)
-            .await
             .ctx(|| format!("truncate {}", partial.display()))?;
-        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(have))
-            .await
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(have))
             .ctx(|| format!("seek {}", partial.display()))?;
+        growing.opened(partial.clone(), have);
         let mut stream = blob.stream;
         while let Some(chunk) = stream.next().await {
             cancel.check()?;
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(Error::DigestMismatch { .. }) => break, // checked below with the full picture
-                Err(e) => {
-                    file.flush().await.ok();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             };
             if have + chunk.len() as u64 > desc.size {
                 drop(file);
@@ -138,14 +157,11 @@ impl BlobCache {
             }
             hasher.update(&chunk);
             file.write_all(&chunk)
-                .await
                 .ctx(|| format!("write {}", partial.display()))?;
             have += chunk.len() as u64;
+            growing.wrote(have);
             tracker.add_bytes(chunk.len() as u64);
         }
-        file.flush()
-            .await
-            .ctx(|| format!("flush {}", partial.display()))?;
         if have < desc.size {
             // The connection ended early: keep what we have and let the retry resume.
             return Err(Error::Network {
@@ -168,7 +184,6 @@ impl BlobCache {
             });
         }
         file.sync_all()
-            .await
             .ctx(|| format!("sync {}", partial.display()))?;
         drop(file);
         let dest = self.path(&desc.digest);

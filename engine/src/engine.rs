@@ -4,6 +4,7 @@ use crate::blobcache::BlobCache;
 use crate::config::Config;
 use crate::deployments::{self as deps, NewDeployment, BERTH_GROUP};
 use crate::error::{Context as _, Error, Result};
+use crate::growing::Growing;
 use crate::imgref::ImageRef;
 use crate::import::{self, ImageMeta};
 use crate::oci;
@@ -285,33 +286,24 @@ impl Engine {
 
         let n_import = plan.iter().filter(|p| p.3.is_none()).count();
         let tracker = Tracker::new(Phase::Downloading, to_download, n_import, progress.clone());
-        let import_slots = Arc::new(tokio::sync::Semaphore::new(2));
         let concurrency = self.config.download_concurrency;
-        let retries = self.config.retries;
         let n_layers = plan.len();
         let mut commits: Vec<(usize, String)> = futures_util::stream::iter(plan)
             .map(|(i, desc, diff_id, existing)| {
-                let (tracker, cache, cancel, repo_path, slots) = (
-                    &tracker,
-                    &cache,
-                    cancel.clone(),
-                    repo_path.clone(),
-                    import_slots.clone(),
-                );
+                let (tracker, cache, cancel, repo_path) =
+                    (&tracker, &cache, cancel.clone(), repo_path.clone());
                 async move {
                     if let Some(c) = existing {
                         return Ok((i, c));
                     }
-                    let blob = cache
-                        .fetch(source, &desc, tracker, &cancel, retries)
+                    let layer = LayerJob {
+                        desc,
+                        diff_id,
+                        repo_path,
+                    };
+                    let commit = self
+                        .fetch_and_import(source, cache, layer, tracker, &cancel)
                         .await?;
-                    let _slot = slots.acquire().await.map_err(|_| Error::Cancelled)?;
-                    let compression = desc.compression()?;
-                    let commit = tokio::task::spawn_blocking(move || {
-                        import::import_layer(&repo_path, &blob, compression, &diff_id, &cancel)
-                    })
-                    .await
-                    .map_err(|e| Error::WrongState(format!("import task failed: {e}")))??;
                     tracker.layer_done(format!("layer {}/{} imported", i + 1, n_layers));
                     Ok::<_, Error>((i, commit))
                 }
@@ -354,6 +346,63 @@ impl Engine {
             downloaded_bytes: tracker.bytes_done(),
             imported_layers: n_import,
         })
+    }
+
+    /// Downloads one layer into the cache while importing it from the growing file; if the
+    /// download had to start over, imports again from the finished blob.
+    async fn fetch_and_import(
+        &self,
+        source: &Source,
+        cache: &BlobCache,
+        layer: LayerJob,
+        tracker: &Tracker,
+        cancel: &Cancel,
+    ) -> Result<String> {
+        let compression = layer.desc.compression()?;
+        let growing = Growing::new();
+        let import = {
+            let (reader, layer, cancel) = (growing.reader(cancel), layer.clone(), cancel.clone());
+            tokio::task::spawn_blocking(move || {
+                import::import_layer(
+                    &layer.repo_path,
+                    reader,
+                    compression,
+                    &layer.diff_id,
+                    &cancel,
+                )
+            })
+        };
+        let download = cache.fetch(
+            source,
+            &layer.desc,
+            tracker,
+            cancel,
+            self.config.retries,
+            &growing,
+        );
+        let (downloaded, imported) = tokio::join!(download, import);
+        let blob = downloaded?;
+        let imported =
+            imported.map_err(|e| Error::WrongState(format!("import task failed: {e}")))?;
+        match imported {
+            Err(_) if growing.was_restarted() => {
+                let cancel = cancel.clone();
+                tokio::task::spawn_blocking(move || {
+                    let file =
+                        std::fs::File::open(&blob).ctx(|| format!("open {}", blob.display()))?;
+                    import::import_layer(
+                        &layer.repo_path,
+                        file,
+                        compression,
+                        &layer.diff_id,
+                        &cancel,
+                    )
+                })
+                .await
+                .map_err(|e| Error::WrongState(format!("import task failed: {e}")))?
+            }
+            other => other,
+        }
     }
 
     /// Updates the booted image: pull and stage (or only pull, or stage what was pulled).
@@ -784,4 +833,12 @@ fn report(progress: &ProgressFn, phase: Phase, message: String) {
         layers_total: 0,
         message,
     });
+}
+
+/// One layer to bring in.
+#[derive(Clone)]
+struct LayerJob {
+    desc: oci::Descriptor,
+    diff_id: String,
+    repo_path: PathBuf,
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub struct Registry {
     child: Child,
     pub addr: String,
-    _dir: PathBuf,
+    dir: PathBuf,
 }
 
 pub fn free_port() -> Result<u16> {
@@ -19,6 +19,15 @@ pub fn free_port() -> Result<u16> {
 impl Registry {
     /// Starts a registry with its storage under `dir`.
     pub fn start(dir: &Path) -> Result<Registry> {
+        Self::start_with_log(dir, "error")
+    }
+
+    /// Starts a registry that logs every response (`info`), for [`Registry::blob_bytes_sent`].
+    pub fn start_logging_requests(dir: &Path) -> Result<Registry> {
+        Self::start_with_log(dir, "info")
+    }
+
+    fn start_with_log(dir: &Path, level: &str) -> Result<Registry> {
         std::fs::create_dir_all(dir.join("data"))?;
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
@@ -26,7 +35,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
+                "version: 0.1\nlog: {{level: {level}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
                 dir.join("data").display()
             ),
         )?;
@@ -41,7 +50,7 @@ impl Registry {
         let reg = Registry {
             child,
             addr,
-            _dir: dir.to_path_buf(),
+            dir: dir.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -51,6 +60,23 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!("registry on {} did not start", reg.addr)
+    }
+
+    /// Blob body bytes the registry has sent so far, from its own request log (a registry
+    /// started with [`Registry::start_logging_requests`]): an outside view of what a client
+    /// really downloaded.
+    pub fn blob_bytes_sent(&self) -> Result<u64> {
+        let log = std::fs::read_to_string(self.dir.join("registry.log"))?;
+        Ok(log
+            .lines()
+            .filter(|l| l.contains("response completed"))
+            .filter(|l| l.contains("http.request.method=GET") && l.contains("/blobs/sha256:"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|f| f.strip_prefix("http.response.written="))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .sum())
     }
 
     /// Pushes `layout:tag` to `NAME:tag` with skopeo; returns the reference.

@@ -9,14 +9,18 @@ use crate::source::Source;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct BlobCache {
     dir: PathBuf,
+    /// Held (flock) while this handle may write: one writer per cache, across processes.
+    _lock: Option<std::fs::File>,
 }
 
 impl BlobCache {
+    /// Opens the cache to look at it.
     pub fn open(dir: &Path) -> Result<BlobCache> {
         for sub in ["sha256", "partial"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -24,7 +28,25 @@ impl BlobCache {
         }
         Ok(BlobCache {
             dir: dir.to_path_buf(),
+            _lock: None,
         })
+    }
+
+    /// Opens the cache to download into it or prune it; fails with `Busy` while another
+    /// process (or pull) does.
+    pub fn open_for_writing(dir: &Path) -> Result<BlobCache> {
+        let mut cache = Self::open(dir)?;
+        let path = dir.join("lock");
+        let file = std::fs::File::create(&path).ctx(|| format!("open {}", path.display()))?;
+        // SAFETY: flock on an fd we own; released when the file is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Busy(format!(
+                "another download is using the blob cache {}",
+                dir.display()
+            )));
+        }
+        cache._lock = Some(file);
+        Ok(cache)
     }
 
     pub fn dir(&self) -> &Path {
@@ -237,4 +259,28 @@ fn hash_existing(partial: &Path, size: u64) -> Result<(Sha256, u64)> {
         have += n as u64;
     }
     Ok((hasher, have))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_at_a_time() {
+        // The test runner's private tmpfs when there is one.
+        let base = std::env::var_os("BERTH_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("berth-cache-lock-{}", std::process::id()));
+        let first = BlobCache::open_for_writing(&dir).unwrap();
+        assert!(matches!(
+            BlobCache::open_for_writing(&dir),
+            Err(Error::Busy(_))
+        ));
+        // Readers are not blocked.
+        BlobCache::open(&dir).unwrap();
+        drop(first);
+        BlobCache::open_for_writing(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -256,7 +256,7 @@ impl Engine {
                 imported_layers: 0,
             });
         }
-        let cache = BlobCache::open(&self.cache_dir)?;
+        let cache = BlobCache::open_for_writing(&self.cache_dir)?;
         let mut plan = Vec::new();
         let (mut to_download, mut to_import_compressed) = (0u64, 0u64);
         for (i, (desc, diff_id)) in fetched
@@ -638,7 +638,8 @@ impl Engine {
         sysroot
             .cleanup(gio::Cancellable::NONE)
             .ctx(|| "ostree cleanup".into())?;
-        report.freed_cache_bytes = BlobCache::open(&self.cache_dir)?.retain(&HashSet::new())?;
+        report.freed_cache_bytes =
+            BlobCache::open_for_writing(&self.cache_dir)?.retain(&HashSet::new())?;
         Ok(report)
     }
 

@@ -284,6 +284,40 @@ pub fn write_layout(layout: &Path, images: &[(&str, &Image)]) -> Result<Vec<Writ
     Ok(written)
 }
 
+/// Adds an image index under `tag` that points at images already in the layout: one
+/// `(existing tag, architecture)` per platform, all `linux`. Returns the index digest.
+pub fn write_index(layout: &Path, tag: &str, platforms: &[(&str, &str)]) -> Result<String> {
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path)?)?;
+    let manifests = index["manifests"]
+        .as_array_mut()
+        .context("index.json without manifests")?;
+    let mut entries = Vec::new();
+    for (existing, arch) in platforms {
+        let d = manifests
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == *existing)
+            .with_context(|| format!("no tag {existing} in the layout"))?;
+        entries.push(serde_json::json!({
+            "mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+    }
+    let idx = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let (digest, size) = put_blob(layout, &serde_json::to_vec(&idx)?)?;
+    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"] != tag);
+    manifests.push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }));
+    std::fs::write(&index_path, serde_json::to_vec_pretty(&index)?)?;
+    Ok(digest)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), incompressible like real binaries.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -79,11 +79,12 @@ impl Registry {
             .sum())
     }
 
-    /// Pushes `layout:tag` to `NAME:tag` with skopeo; returns the reference.
+    /// Pushes `layout:tag` (an image, or an index with all its images) to `NAME:tag` with
+    /// skopeo; returns the reference.
     pub fn push(&self, layout: &Path, tag: &str, name: &str) -> Result<String> {
         let dest = format!("{}/{name}:{tag}", self.addr);
         let out = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{dest}"))
             .stdin(Stdio::null())

@@ -254,7 +254,9 @@ impl<'r> TreeBuilder<'r> {
     }
 }
 
-/// Extended attributes carried as `SCHILY.xattr.NAME` pax records, sorted by name.
+/// Extended attributes carried as `SCHILY.xattr.NAME` pax records, sorted by name. Empty
+/// values are dropped: ostree does not record them (its checksum of a file on disk skips
+/// them), so keeping them would make objects that `ostree fsck` calls corrupt.
 fn pax_xattrs(entry: &mut tar::Entry<'_, impl Read>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     let Ok(Some(exts)) = entry.pax_extensions() else {
@@ -262,7 +264,9 @@ fn pax_xattrs(entry: &mut tar::Entry<'_, impl Read>) -> Result<Vec<(Vec<u8>, Vec
     };
     for ext in exts.flatten() {
         if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-            out.push((name.to_vec(), ext.value_bytes().to_vec()));
+            if !ext.value_bytes().is_empty() {
+                out.push((name.to_vec(), ext.value_bytes().to_vec()));
+            }
         }
     }
     out.sort();

@@ -464,23 +464,12 @@ async fn killed_at_random_points_leaves_a_consistent_sysroot() {
             .stderr(std::process::Stdio::null());
         cmd
     };
-    // Forget everything the switch pulled, so each round redoes download, import and deploy.
+    // Forget everything the switch pulled (with the engine's own discard and cleanup, as a
+    // user would), so each round redoes download, import and deploy.
     let forget_pull = || {
         engine.discard_staged().unwrap();
-        let repo = env.sysroot().join("ostree/repo");
-        for args in [
-            &["refs", "--delete", "berth/layer"][..],
-            &["refs", "--delete", "berth/image"][..],
-            &["prune", "--refs-only"][..],
-        ] {
-            let out = Command::new("ostree")
-                .arg(format!("--repo={}", repo.display()))
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "ostree {args:?}: {out:?}");
-        }
-        let _ = std::fs::remove_dir_all(env.sysroot().join("ostree/berth/cache"));
+        let report = engine.cleanup().unwrap();
+        assert!(report.removed_images <= 1, "{report:?}");
     };
     // Time one whole switch, then spread the kills evenly across that span (plus jitter).
     let started = std::time::Instant::now();

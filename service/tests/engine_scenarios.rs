@@ -402,3 +402,63 @@ async fn local_oci_layout_source_installs_and_updates() {
     );
     env.fsck();
 }
+
+/// Reads an extended attribute without following symlinks.
+fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the stated length.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_modes_and_xattrs_survive_import() {
+    use berth_testkit::image::{self, Entry, Layer};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new("xattrs");
+    let mut img = berth_testkit::demo::version(1);
+    img.layers.push(Layer::new(vec![
+        Entry::Dir("usr".into()),
+        Entry::Dir("usr/bin".into()),
+        Entry::XattrFile(
+            "usr/bin/pinger".into(),
+            b"#!/bin/sh\n".to_vec(),
+            0o755,
+            vec![
+                ("user.berth.note".into(), b"hello".to_vec()),
+                ("user.berth.empty".into(), Vec::new()),
+            ],
+        ),
+        Entry::File("usr/bin/suid".into(), b"#!/bin/sh\n".to_vec(), 0o4755),
+        Entry::File("usr/bin/sgid".into(), b"#!/bin/sh\n".to_vec(), 0o2711),
+    ]));
+    image::write_layout(&env.layout, &[("attrs", &img)]).unwrap();
+    env.registry
+        .push(&env.layout, "attrs", "berth/demo")
+        .unwrap();
+    let engine = env.install(&env.image("attrs")).await;
+    let root = env.booted_dir(&engine);
+    let pinger = root.join("usr/bin/pinger");
+    assert_eq!(
+        xattr(&pinger, "user.berth.note").as_deref(),
+        Some(&b"hello"[..])
+    );
+    // ostree cannot record an empty value (see import.rs): dropped.
+    assert_eq!(xattr(&pinger, "user.berth.empty"), None);
+    let mode = |p: &str| {
+        std::fs::metadata(root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("usr/bin/pinger"), 0o755);
+    assert_eq!(mode("usr/bin/suid"), 0o4755);
+    assert_eq!(mode("usr/bin/sgid"), 0o2711);
+    assert_eq!(std::fs::metadata(&pinger).unwrap().uid(), 0);
+    // ostree re-hashes every object, xattrs and modes included, against its own format.
+    env.fsck();
+}

@@ -14,6 +14,8 @@ const MTIME: u64 = 1_700_000_000;
 pub enum Entry {
     Dir(String),
     File(String, Vec<u8>, u32),
+    /// A regular file with extended attributes (`SCHILY.xattr.*` pax records).
+    XattrFile(String, Vec<u8>, u32, Vec<(String, Vec<u8>)>),
     Symlink(String, String),
     Hardlink(String, String),
     /// `.wh.NAME` next to the path: deletes it from lower layers.
@@ -104,6 +106,15 @@ pub fn layer_tar(entries: &[Entry]) -> Result<Vec<u8>> {
                 )?;
             }
             Entry::File(p, data, mode) => {
+                let mut h = header(tar::EntryType::Regular, *mode, data.len() as u64);
+                b.append_data(&mut h, p, data.as_slice())?;
+            }
+            Entry::XattrFile(p, data, mode, xattrs) => {
+                let records: Vec<(String, &[u8])> = xattrs
+                    .iter()
+                    .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                    .collect();
+                b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))?;
                 let mut h = header(tar::EntryType::Regular, *mode, data.len() as u64);
                 b.append_data(&mut h, p, data.as_slice())?;
             }

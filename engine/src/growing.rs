@@ -96,7 +96,8 @@ impl Read for GrowingReader {
         let mut s = self.blob.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.cancel.is_cancelled() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+                // Not `Interrupted`: readers retry that kind.
+                return Err(io::Error::other("cancelled"));
             }
             if s.restarted {
                 return Err(io::Error::other("the download restarted"));

@@ -111,7 +111,7 @@ fn is_read_side(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
-    ) || e.to_string() == "cancelled"
+    )
 }
 
 /// Decompresses `file` into chunks, hashing them; returns the diff-id and the byte count.
@@ -131,7 +131,7 @@ fn decode(
     let mut bytes = 0u64;
     loop {
         if cancel.is_cancelled() {
-            let _ = tx.send(Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled")));
+            let _ = tx.send(Err(io::Error::other("cancelled")));
             return Err(Error::Cancelled);
         }
         let mut buf = vec![0u8; CHUNK];
@@ -140,7 +140,7 @@ fn decode(
             match decoded.read(&mut buf[filled..]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !cancel.is_cancelled() => {}
                 Err(e) => {
                     let detail = e.to_string();
                     let _ = tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
@@ -198,11 +198,8 @@ fn short(digest: &str) -> String {
         .collect()
 }
 
-/// Classifies a read error: a cancel passes through, the rest is corruption.
+/// A read error is corruption (a cancel is told apart at the end of `read_layer`).
 fn read_error(layer: &str, e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::Interrupted && e.to_string() == "cancelled" {
-        return Error::Cancelled;
-    }
     Error::CorruptLayer {
         layer: layer.into(),
         detail: e.to_string(),

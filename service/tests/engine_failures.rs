@@ -537,3 +537,44 @@ async fn invalid_references_are_refused() {
         "nothing was created for a bad reference"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_download_stops_cleanly() {
+    let env = Env::new("cancel");
+    let mut big = demo::version(2);
+    big.layers.push(Layer::new(vec![
+        Entry::Dir("usr".into()),
+        Entry::Dir("usr/share".into()),
+        Entry::File("usr/share/big.bin".into(), image::noise(9, 24 << 20), 0o644),
+    ]));
+    image::write_layout(&env.layout, &[("big", &big)]).unwrap();
+    env.registry.push(&env.layout, "big", "berth/demo").unwrap();
+    let (engine, before) = installed(&env).await;
+    // Cancel as soon as the first bytes arrive: the import is following the download then.
+    let cancel = Cancel::new();
+    let trigger = cancel.clone();
+    let progress: berth_engine::ProgressFn = std::sync::Arc::new(move |p| {
+        if p.bytes_done > 0 {
+            trigger.cancel();
+        }
+    });
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine.switch(&env.image("big"), progress, &cancel),
+    )
+    .await
+    .expect("a cancelled pull returns promptly");
+    assert!(
+        matches!(result, Err(berth_engine::Error::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(snapshot(&engine), before);
+    env.fsck();
+    // Nothing half-done stands in the way of the next attempt.
+    let out = engine
+        .switch(&env.image("big"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    env.fsck();
+}

@@ -360,18 +360,7 @@ impl Engine {
     ) -> Result<String> {
         let compression = layer.desc.compression()?;
         let growing = Growing::new();
-        let import = {
-            let (reader, layer, cancel) = (growing.reader(cancel), layer.clone(), cancel.clone());
-            tokio::task::spawn_blocking(move || {
-                import::import_layer(
-                    &layer.repo_path,
-                    reader,
-                    compression,
-                    &layer.diff_id,
-                    &cancel,
-                )
-            })
-        };
+        let import = import_in_background(&layer, compression, growing.reader(cancel), cancel);
         let download = cache.fetch(
             source,
             &layer.desc,
@@ -382,24 +371,10 @@ impl Engine {
         );
         let (downloaded, imported) = tokio::join!(download, import);
         let blob = downloaded?;
-        let imported =
-            imported.map_err(|e| Error::WrongState(format!("import task failed: {e}")))?;
         match imported {
             Err(_) if growing.was_restarted() => {
-                let cancel = cancel.clone();
-                tokio::task::spawn_blocking(move || {
-                    let file =
-                        std::fs::File::open(&blob).ctx(|| format!("open {}", blob.display()))?;
-                    import::import_layer(
-                        &layer.repo_path,
-                        file,
-                        compression,
-                        &layer.diff_id,
-                        &cancel,
-                    )
-                })
-                .await
-                .map_err(|e| Error::WrongState(format!("import task failed: {e}")))?
+                let file = std::fs::File::open(&blob).ctx(|| format!("open {}", blob.display()))?;
+                import_in_background(&layer, compression, file, cancel).await
             }
             other => other,
         }
@@ -834,6 +809,21 @@ fn report(progress: &ProgressFn, phase: Phase, message: String) {
         layers_total: 0,
         message,
     });
+}
+
+/// Imports a layer from `blob` on a blocking thread.
+async fn import_in_background(
+    layer: &LayerJob,
+    compression: oci::Compression,
+    blob: impl std::io::Read + Send + 'static,
+    cancel: &Cancel,
+) -> Result<String> {
+    let (layer, cancel) = (layer.clone(), cancel.clone());
+    tokio::task::spawn_blocking(move || {
+        import::import_layer(&layer.repo_path, blob, compression, &layer.diff_id, &cancel)
+    })
+    .await
+    .map_err(|e| Error::WrongState(format!("import task failed: {e}")))?
 }
 
 /// One layer to bring in.

@@ -13,6 +13,7 @@ use ostree::glib;
 use ostree::glib::prelude::*;
 use sha2::{Digest, Sha256};
 use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -133,8 +134,7 @@ impl ObjectWriter {
 
     fn object_path(&self, checksum: &str) -> PathBuf {
         self.objects
-            .join(&checksum[..2])
-            .join(format!("{}.file", &checksum[2..]))
+            .join(OsStr::from_bytes(Self::relative_path(checksum).as_bytes()))
     }
 
     fn ensure_prefix_dir(&self, checksum: &str) -> Result<()> {
@@ -210,23 +210,10 @@ impl ObjectWriter {
         if unsafe { libc::lchown(c.as_ptr(), meta.uid, meta.gid) } != 0 {
             return Err(os_err(format!("chown {}", tmp.display())));
         }
-        for (name, value) in &meta.xattrs {
-            let n = CString::new(name.clone())
-                .map_err(|_| Error::WrongState("xattr name with NUL".into()))?;
-            // SAFETY: valid pointers and lengths.
-            let rc = unsafe {
-                libc::lsetxattr(
-                    c.as_ptr(),
-                    n.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            };
-            if rc != 0 {
-                return Err(os_err(format!("set xattr on {}", tmp.display())));
-            }
-        }
+        set_xattrs(meta, &tmp.display().to_string(), |name, value| {
+            // SAFETY: valid C strings, pointer and length.
+            unsafe { libc::lsetxattr(c.as_ptr(), name, value.as_ptr().cast(), value.len(), 0) }
+        })?;
         std::fs::rename(&tmp, &dest)
             .map_err(|e| Error::io(format!("move object into {}", dest.display()), e))?;
         Ok(checksum)
@@ -246,16 +233,10 @@ impl ObjectWriter {
                 return Err(os_err("chmod object"));
             }
         }
-        for (name, value) in &meta.xattrs {
-            let n = CString::new(name.clone())
-                .map_err(|_| Error::WrongState("xattr name with NUL".into()))?;
-            // SAFETY: valid pointers and lengths on our fd.
-            let rc =
-                unsafe { libc::fsetxattr(fd, n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-            if rc != 0 {
-                return Err(os_err("set xattr on object"));
-            }
-        }
+        set_xattrs(meta, "object", |name, value| {
+            // SAFETY: our fd, a valid C string, pointer and length.
+            unsafe { libc::fsetxattr(fd, name, value.as_ptr().cast(), value.len(), 0) }
+        })?;
         let zero = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -287,6 +268,22 @@ impl ObjectWriter {
         }
         Ok(())
     }
+}
+
+/// Applies `meta`'s xattrs with `set(name, value)` (an `*setxattr` call returning 0 or -1).
+fn set_xattrs(
+    meta: &Meta,
+    what: &str,
+    set: impl Fn(*const libc::c_char, &[u8]) -> libc::c_int,
+) -> Result<()> {
+    for (name, value) in &meta.xattrs {
+        let n = CString::new(name.clone())
+            .map_err(|_| Error::WrongState("xattr name with NUL".into()))?;
+        if set(n.as_ptr(), value) != 0 {
+            return Err(os_err(format!("set xattr on {what}")));
+        }
+    }
+    Ok(())
 }
 
 /// Flushes the objects written so far to disk before a commit refers to them.

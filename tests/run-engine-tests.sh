@@ -1,12 +1,13 @@
 #!/bin/bash
 # Runs Berth's Rust tests (unit + integration) against real parts: a docker-registry on
-# 127.0.0.1 and ostree sysroots on a private tmpfs inside a private mount namespace, so
-# nothing touches the host's /, /boot or /run/dbus. Needs root (mounts) and .ci/install-deps.
+# 127.0.0.1, ostree sysroots on a private tmpfs, private dbus-daemons with real polkitd, all
+# inside a private mount namespace, so nothing touches the host's /, /boot or /run/dbus.
+# Needs root (mounts) and .ci/install-deps.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root (the tests mount a private tmpfs)" >&2; exit 1; }
-for tool in docker-registry skopeo ostree unshare; do
+for tool in docker-registry skopeo ostree unshare dbus-daemon busctl pkttyagent setpriv script; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run .ci/install-deps" >&2; exit 1; }
 done
 if [ "${1:-}" != "--inside" ]; then
@@ -17,6 +18,9 @@ work=$(mktemp -d /tmp/berth-tests.XXXXXX)
 cleanup() { umount -l "$work" 2>/dev/null || true; rmdir "$work" 2>/dev/null || true; }
 trap cleanup EXIT
 mount -t tmpfs -o size=6g,mode=0755 berth-tests "$work"
+# polkit files, /run/dbus and test users, private to this namespace.
+. tests/sandbox.sh
+berth_sandbox_setup "$work/sandbox"
 export BERTH_TEST_TMP=$work
 log="$work/cargo-test.log"
 status=0

@@ -433,21 +433,23 @@ impl Engine {
         let source = Source::new(image, &self.config)?;
         report(&progress, Phase::Checking, format!("checking {image}"));
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
-        let sysroot = self.open_sysroot()?;
-        let same_image = |d: &ostree::Deployment| {
-            deps::deployment_image(d).as_ref() == Some(image)
-                && deps::origin_get(d, BERTH_GROUP, "manifest-digest").as_deref()
-                    == Some(fetched.manifest_digest.as_str())
+        // ostree objects are not Send: keep them out of the awaits below.
+        let up_to_date = {
+            let sysroot = self.open_sysroot()?;
+            let same_image = |d: &ostree::Deployment| {
+                deps::deployment_image(d).as_ref() == Some(image)
+                    && deps::origin_get(d, BERTH_GROUP, "manifest-digest").as_deref()
+                        == Some(fetched.manifest_digest.as_str())
+            };
+            let staged = deps::staged(&sysroot);
+            let booted = deps::booted(&sysroot);
+            staged.as_ref().or(booted.as_ref()).is_some_and(same_image)
         };
-        let staged = deps::staged(&sysroot);
-        let booted = deps::booted(&sysroot);
-        let current = staged.as_ref().or(booted.as_ref());
-        if current.is_some_and(same_image) {
+        if up_to_date {
             return Ok(UpdateOutcome::NoUpdate {
                 manifest_digest: fetched.manifest_digest,
             });
         }
-        drop(sysroot);
         let pulled = self
             .pull_fetched(&source, image, &fetched, progress.clone(), cancel)
             .await?;

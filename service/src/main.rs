@@ -1,14 +1,20 @@
-//! berthd: Berth's privileged service. This build offers the root-only local commands that
-//! drive the engine directly (`install`, and the same operations the D-Bus API exposes);
+//! berthd: Berth's privileged service. `berthd serve` is the D-Bus system service every client
+//! talks to; the other subcommands are root-only local commands that drive the engine directly.
 //! `--sysroot DIR` serves a sysroot that is not the running system.
 
-use anyhow::{Context, Result};
-use berth_engine::{
-    config, progress, Cancel, Config, Engine, ImageRef, InstallOptions, Progress, UpdateOptions,
-};
+mod authz;
+mod bus_error;
+mod daemon;
+mod local;
+mod manager;
+mod options;
+mod settings;
+mod state;
+mod transaction;
+
+use berth_engine::config;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -17,22 +23,31 @@ use std::time::Duration;
     version,
     about = "Berth update service (local root commands)"
 )]
-struct Cli {
+pub struct Cli {
     /// The ostree sysroot to act on ("/" is the running system).
     #[arg(long, global = true, default_value = "/")]
-    sysroot: PathBuf,
+    pub sysroot: PathBuf,
     /// Configuration file.
     #[arg(long, global = true, default_value = config::DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Print progress as JSON lines on stderr.
     #[arg(long, global = true)]
-    progress_json: bool,
+    pub progress_json: bool,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
+    /// Serve the D-Bus API (org.berth.Berth1) on the system bus.
+    Serve {
+        /// Bus address instead of the system bus (tests, sandboxes).
+        #[arg(long)]
+        bus_address: Option<String>,
+        /// Exit after this many idle seconds (nothing running, no registered client); 0 = never.
+        #[arg(long, default_value_t = 60)]
+        idle_timeout: u64,
+    },
     /// Lay down the first deployment of IMAGE into the (empty) --sysroot directory.
     Install {
         image: String,
@@ -84,14 +99,8 @@ enum Command {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Serve { .. }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -120,147 +129,37 @@ fn exit_code(name: &str) -> i32 {
     }
 }
 
-fn progress_printer(json: bool) -> progress::ProgressFn {
-    let print: progress::ProgressFn = Arc::new(move |p: &Progress| {
-        if json {
-            eprintln!("{}", serde_json::to_string(p).unwrap_or_default());
-        } else if p.bytes_total > 0 || p.layers_total > 0 {
-            eprintln!(
-                "[{}] {}/{} bytes, layers {}/{} {}",
-                p.phase.as_str(),
-                p.bytes_done,
-                p.bytes_total,
-                p.layers_done,
-                p.layers_total,
-                p.message
-            );
-        } else {
-            eprintln!("[{}] {}", p.phase.as_str(), p.message);
-        }
-    });
-    progress::throttled(Duration::from_millis(100), print)
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-async fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(&cli.config)?;
-    let progress = progress_printer(cli.progress_json);
-    let cancel = Cancel::new();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        });
-    }
-    if let Command::Install {
-        image,
-        stateroot,
-        kargs,
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve {
+        bus_address,
+        idle_timeout,
     } = &cli.command
-    {
-        let image = ImageRef::parse(image)?;
-        let opts = InstallOptions {
-            stateroot: stateroot.clone(),
-            kargs: kargs.clone(),
-        };
-        berth_engine::install(&cli.sysroot, &image, &opts, config, progress, &cancel).await?;
-        println!("installed {image} into {}", cli.sysroot.display());
-        return Ok(());
-    }
-    let engine = Engine::open(&cli.sysroot, config)
-        .with_context(|| format!("sysroot {}", cli.sysroot.display()))?;
-    match cli.command {
-        Command::Install { .. } => unreachable!("handled above"),
-        Command::Status { json } => {
-            let host = engine.status()?;
-            if json {
-                print_json(&host)?;
-            } else {
-                print_status(&host);
-            }
-        }
-        Command::Check { image } => {
-            let image = image.map(|i| ImageRef::parse(&i)).transpose()?;
-            print_json(&engine.check(image.as_ref()).await?)?;
-        }
-        Command::Pull { image } => print_json(
-            &engine
-                .pull(&ImageRef::parse(&image)?, progress, &cancel)
-                .await?,
-        )?,
-        Command::Update {
-            download_only,
-            from_downloaded,
-        } => print_json(
-            &engine
-                .update(
-                    UpdateOptions {
-                        download_only,
-                        from_downloaded,
-                    },
-                    progress,
-                    &cancel,
-                )
-                .await?,
-        )?,
-        Command::Switch { image } => print_json(
-            &engine
-                .switch(&ImageRef::parse(&image)?, progress, &cancel)
-                .await?,
-        )?,
-        Command::Rollback => engine.rollback()?,
-        Command::Reboot => engine.reboot()?,
-        Command::Pin { index } => engine.set_pinned(index, true)?,
-        Command::Unpin { index } => engine.set_pinned(index, false)?,
-        Command::Cleanup => print_json(&engine.cleanup()?)?,
-        Command::Reset => println!(
-            "factory reset staged in stateroot {}; reboot to use it",
-            engine.factory_reset()?
-        ),
-    }
-    Ok(())
+    else {
+        return local::run(cli).await;
+    };
+    let config = berth_engine::Config::load(&cli.config)?;
+    let engine = berth_engine::Engine::open(&cli.sysroot, config)?;
+    let opts = daemon::ServeOptions {
+        bus_address: bus_address.clone(),
+        idle_timeout: (*idle_timeout > 0).then(|| Duration::from_secs(*idle_timeout)),
+        config_path: cli.config.clone(),
+    };
+    daemon::serve(engine, opts).await
 }
 
-fn print_status(host: &berth_engine::status::Host) {
-    for d in &host.status.berth.deployments {
-        let mark = if d.staged {
-            "staged  "
-        } else if d.booted {
-            "booted  "
-        } else if d.rollback {
-            "rollback"
-        } else {
-            "        "
-        };
-        let (image, version, digest) = match &d.image {
-            Some(i) => (
-                i.image.image.clone(),
-                i.version.clone().unwrap_or_default(),
-                i.image_digest.clone(),
-            ),
-            None => (String::new(), String::new(), String::new()),
-        };
-        println!(
-            "{mark} [{}] {}{} {image} version={version} digest={digest} ostree={}.{}",
-            d.index,
-            d.stateroot,
-            if d.pinned { " (pinned)" } else { "" },
-            d.checksum,
-            d.deploy_serial
-        );
-    }
-    if let Some(c) = &host.status.berth.cached_update {
-        println!(
-            "downloaded update: {} version={} digest={}",
-            c.image,
-            c.version.clone().unwrap_or_default(),
-            c.manifest_digest
-        );
+/// Logs go to the journal when systemd started us (it sets JOURNAL_STREAM), else to stderr.
+/// The service logs at info, local commands at warn; BERTH_LOG overrides both.
+fn init_logging(service: bool) {
+    use tracing_subscriber::prelude::*;
+    let default = if service { "info" } else { "warn" };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| default.into());
+    let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    let registry = tracing_subscriber::registry().with(filter);
+    match journald {
+        Some(j) => registry.with(j).init(),
+        None => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod service;
+
 use berth_engine::{progress, Cancel, Config, Engine, ImageRef, InstallOptions};
 use berth_testkit::{demo, image, registry::Registry};
 use std::path::{Path, PathBuf};

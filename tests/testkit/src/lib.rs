@@ -1,5 +1,6 @@
 //! Test support for Berth, used by the integration tests, the demo and the benchmark.
 
+pub mod bus;
 pub mod demo;
 pub mod image;
 pub mod proxy;

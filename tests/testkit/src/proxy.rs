@@ -1,5 +1,5 @@
 //! A fault-injecting HTTP proxy in front of the registry (loopback only): it answers blob
-//! requests with 500s, cuts a blob transfer short, or corrupts a blob's bytes.
+//! requests with 500s, cuts a blob transfer short, corrupts a blob's bytes, or slows it down.
 
 use anyhow::Result;
 use std::io::{Read, Write};
@@ -17,6 +17,8 @@ pub enum Fault {
     Corrupt,
     /// Every request gets this status.
     Status(u16),
+    /// Blob bodies flow at about this many bytes a second (a slow link, for long transfers).
+    Throttle(usize),
 }
 
 pub struct Proxy {
@@ -157,6 +159,11 @@ fn serve(
                 return Ok(());
             }
             continue;
+        }
+        if let (Fault::Throttle(rate), true) = (fault, is_blob_get) {
+            std::thread::sleep(std::time::Duration::from_secs_f64(
+                n as f64 / rate.max(1) as f64,
+            ));
         }
         client.write_all(&chunk)?;
         sent += n;

@@ -1,0 +1,483 @@
+//! berthd's bus service: owns org.berth.Berth1, runs one transaction at a time, publishes the
+//! Manager's properties, tracks watching clients and exits when idle.
+
+use crate::authz::{Action, Authority, Caller};
+use crate::bus_error::BusError;
+use crate::manager::ManagerObject;
+use crate::state::{self, Facts};
+use crate::transaction::{self, Kind, Outcome, TransactionObject, TxnShared};
+use berth_dbus::{BUS_NAME, MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PREFIX};
+use berth_engine::{Cancel, Engine, ProgressFn};
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zbus::message::Header;
+use zbus::zvariant::{ObjectPath, OwnedValue, Value};
+use zbus::Connection;
+
+/// Finished transactions kept on the bus for late readers.
+const KEEP_FINISHED: usize = 8;
+/// Marks a transaction in flight, so a restarted berthd can say the last one was interrupted.
+const IN_FLIGHT: &str = "ostree/berth/transaction.json";
+
+pub struct ServeOptions {
+    pub bus_address: Option<String>,
+    /// Exit after this long with nothing running and nobody registered; None = never.
+    pub idle_timeout: Option<Duration>,
+    pub config_path: PathBuf,
+}
+
+/// What a transaction runs: gets the progress callback and the cancel flag, returns the
+/// result as JSON.
+pub type Work = Box<
+    dyn FnOnce(ProgressFn, Cancel) -> BoxFuture<'static, Result<serde_json::Value, BusError>>
+        + Send,
+>;
+
+pub struct Daemon {
+    pub engine: Engine,
+    pub conn: Connection,
+    pub authority: Arc<Authority>,
+    pub settings_path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    facts: Facts,
+    active: Option<Arc<TxnShared>>,
+    next_id: u64,
+    finished: VecDeque<String>,
+    clients: HashSet<String>,
+    last_activity: Instant,
+    published: HashMap<&'static str, OwnedValue>,
+}
+
+impl Daemon {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    pub fn facts(&self) -> Facts {
+        self.lock().facts.clone()
+    }
+
+    pub fn active(&self) -> Option<Arc<TxnShared>> {
+        self.lock().active.clone()
+    }
+
+    /// Every Manager property, computed from the current facts.
+    pub fn properties(&self) -> HashMap<&'static str, OwnedValue> {
+        let (facts, active) = {
+            let mut inner = self.lock();
+            let running = inner
+                .active
+                .as_ref()
+                .map(|t| (t.snapshot().phase, t.kind.as_str()));
+            inner.facts.running = running;
+            (inner.facts.clone(), inner.active.clone())
+        };
+        let v = |v: Value<'_>| v.try_to_owned().expect("plain values have no fds");
+        let (err_name, err_msg) = facts.last_error.clone().unwrap_or_default();
+        let active_path = active.map_or_else(|| "/".to_string(), |t| t.path.clone());
+        let emulated = facts.host.as_ref().is_some_and(|h| h.status.berth.emulated);
+        HashMap::from([
+            ("State", v(Value::from(state::state(&facts)))),
+            ("ErrorName", v(Value::from(err_name))),
+            ("ErrorMessage", v(Value::from(err_msg))),
+            (
+                "Booted",
+                v(Value::from(state::deployment_dict(state::booted(&facts)))),
+            ),
+            (
+                "Staged",
+                v(Value::from(state::deployment_dict(state::staged(&facts)))),
+            ),
+            (
+                "RollbackDeployment",
+                v(Value::from(state::deployment_dict(state::rollback(&facts)))),
+            ),
+            ("CachedUpdate", v(Value::from(state::cached_update(&facts)))),
+            (
+                "AutomaticUpdates",
+                v(Value::from(facts.automatic_updates.clone())),
+            ),
+            (
+                "ActiveTransaction",
+                v(Value::from(
+                    ObjectPath::try_from(active_path).expect("valid path"),
+                )),
+            ),
+            ("Emulated", v(Value::from(emulated))),
+            ("DaemonVersion", v(Value::from(env!("CARGO_PKG_VERSION")))),
+        ])
+    }
+
+    /// Emits one PropertiesChanged with every Manager property that changed since the last.
+    pub async fn publish(&self) {
+        let now = self.properties();
+        let changed: HashMap<&str, Value> = {
+            let mut inner = self.lock();
+            let changed = now
+                .iter()
+                .filter(|(k, v)| inner.published.get(*k) != Some(*v))
+                .map(|(k, v)| (*k, Value::from(v.try_clone().expect("no fds"))))
+                .collect();
+            inner.published = now;
+            changed
+        };
+        if changed.is_empty() {
+            return;
+        }
+        if let Err(e) = transaction::emit_properties_changed(
+            &self.conn,
+            MANAGER_PATH,
+            MANAGER_INTERFACE,
+            changed,
+        )
+        .await
+        {
+            tracing::warn!("cannot emit PropertiesChanged: {e}");
+        }
+    }
+
+    /// Re-reads the host status from the sysroot.
+    pub async fn refresh(&self) {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.status()).await {
+            Ok(Ok(host)) => self.lock().facts.host = Some(host),
+            Ok(Err(e)) => tracing::warn!("cannot read the host status: {e}"),
+            Err(e) => tracing::warn!("status task failed: {e}"),
+        }
+        self.publish().await;
+    }
+
+    pub fn set_check(&self, c: berth_engine::CheckResult) {
+        self.lock().facts.last_check = Some(c);
+    }
+
+    pub fn set_automatic_updates(&self, policy: &str) {
+        self.lock().facts.automatic_updates = policy.to_string();
+    }
+
+    /// Refuses when a transaction runs (for the quick mutating calls).
+    pub fn ensure_idle(&self) -> Result<(), BusError> {
+        match self.active() {
+            Some(t) => Err(busy(&t)),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts `work` as a transaction, or joins the running one if it is the same request.
+    pub async fn begin(
+        self: &Arc<Self>,
+        hdr: &Header<'_>,
+        kind: Kind,
+        key: String,
+        actions: &[Action],
+        work: Work,
+    ) -> Result<ObjectPath<'static>, BusError> {
+        let caller: Caller = self.authority.authorize(hdr, actions).await?;
+        let txn = {
+            let mut inner = self.lock();
+            inner.last_activity = Instant::now();
+            if let Some(t) = &inner.active {
+                if t.key == key {
+                    tracing::info!("{} joins {}", caller.describe(), t.path);
+                    return Ok(path_of(&t.path));
+                }
+                return Err(busy(t));
+            }
+            let path = format!("{TRANSACTION_PATH_PREFIX}{}", inner.next_id);
+            inner.next_id += 1;
+            let txn = TxnShared::new(path, kind, key, caller.describe(), caller.uid);
+            inner.active = Some(txn.clone());
+            txn
+        };
+        let object = TransactionObject {
+            txn: txn.clone(),
+            authority: self.authority.clone(),
+        };
+        if let Err(e) = self
+            .conn
+            .object_server()
+            .at(txn.path.as_str(), object)
+            .await
+        {
+            self.lock().active = None;
+            return Err(e.into());
+        }
+        tracing::info!(
+            "{} {} started by {}",
+            txn.path,
+            kind.as_str(),
+            txn.initiator
+        );
+        self.mark_in_flight(&txn);
+        self.publish().await;
+        let this = self.clone();
+        let path = path_of(&txn.path);
+        tokio::spawn(async move { this.run(txn, work).await });
+        Ok(path)
+    }
+
+    async fn run(self: Arc<Self>, txn: Arc<TxnShared>, work: Work) {
+        let pump = tokio::spawn(transaction::pump(self.conn.clone(), txn.clone()));
+        // Manager's State follows the transaction's phase.
+        let watcher = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    this.publish().await;
+                }
+            })
+        };
+        let result = work(txn.progress_fn(), txn.cancel.clone()).await;
+        watcher.abort();
+        let outcome = match result {
+            Ok(v) => Outcome {
+                success: true,
+                error_name: String::new(),
+                error_message: String::new(),
+                result: v.to_string(),
+            },
+            Err(e) => Outcome {
+                success: false,
+                error_name: e.name().to_string(),
+                error_message: e.message().to_string(),
+                result: "{}".into(),
+            },
+        };
+        tracing::info!(
+            "{} {} finished: {}",
+            txn.path,
+            txn.kind.as_str(),
+            if outcome.success {
+                "ok"
+            } else {
+                &outcome.error_name
+            }
+        );
+        {
+            let mut inner = self.lock();
+            inner.facts.last_error = (!outcome.success && !is_cancel(&outcome.error_name))
+                .then(|| (outcome.error_name.clone(), outcome.error_message.clone()));
+        }
+        txn.finish(outcome);
+        let _ = pump.await;
+        self.clear_in_flight();
+        let stale = {
+            let mut inner = self.lock();
+            inner.active = None;
+            inner.last_activity = Instant::now();
+            inner.finished.push_back(txn.path.clone());
+            if inner.finished.len() > KEEP_FINISHED {
+                inner.finished.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(stale) = stale {
+            let _ = self
+                .conn
+                .object_server()
+                .remove::<TransactionObject, _>(stale.as_str())
+                .await;
+        }
+        self.refresh().await;
+    }
+
+    fn mark_in_flight(&self, txn: &TxnShared) {
+        let marker = serde_json::json!({
+            "path": txn.path, "kind": txn.kind.as_str(), "initiator": txn.initiator,
+        });
+        let path = self.engine.sysroot_path().join(IN_FLIGHT);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(&path, marker.to_string()) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn clear_in_flight(&self) {
+        let _ = std::fs::remove_file(self.engine.sysroot_path().join(IN_FLIGHT));
+    }
+
+    /// After a crash or kill: report the interrupted transaction as the last error.
+    fn recover_in_flight(&self) {
+        let path = self.engine.sysroot_path().join(IN_FLIGHT);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let msg = format!(
+            "berthd stopped during {} ({}) started by {}; the system was left as it was before it",
+            v["kind"].as_str().unwrap_or("a transaction"),
+            v["path"].as_str().unwrap_or("?"),
+            v["initiator"].as_str().unwrap_or("?"),
+        );
+        tracing::warn!("{msg}");
+        self.lock().facts.last_error =
+            Some((format!("{}.Interrupted", berth_dbus::ERROR_PREFIX), msg));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    pub fn register_client(&self, name: &str) {
+        self.lock().clients.insert(name.to_string());
+    }
+
+    pub fn unregister_client(&self, name: &str) {
+        self.lock().clients.remove(name);
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        let inner = self.lock();
+        (inner.active.is_none() && inner.clients.is_empty()).then(|| inner.last_activity.elapsed())
+    }
+}
+
+fn busy(t: &TxnShared) -> BusError {
+    BusError::busy(format!(
+        "transaction {} ({}, started by {}) is running",
+        t.path,
+        t.kind.as_str(),
+        t.initiator
+    ))
+}
+
+fn is_cancel(name: &str) -> bool {
+    name.ends_with(".Cancelled")
+}
+
+fn path_of(p: &str) -> ObjectPath<'static> {
+    ObjectPath::try_from(p.to_string()).expect("transaction paths are valid")
+}
+
+/// Serves the bus API until idle exit or SIGTERM.
+pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let builder = match &opts.bus_address {
+        Some(a) => zbus::connection::Builder::address(a.as_str())?,
+        None => zbus::connection::Builder::system()?,
+    };
+    let conn = builder.build().await?;
+    let settings_path = crate::settings::path_for(&opts.config_path);
+    let daemon = Arc::new(Daemon {
+        engine,
+        authority: Arc::new(Authority::new(conn.clone())),
+        conn: conn.clone(),
+        settings_path: settings_path.clone(),
+        inner: Mutex::new(Inner {
+            facts: Facts {
+                automatic_updates: crate::settings::load(&settings_path),
+                ..Facts::default()
+            },
+            active: None,
+            next_id: 1,
+            finished: VecDeque::new(),
+            clients: HashSet::new(),
+            last_activity: Instant::now(),
+            published: HashMap::new(),
+        }),
+    });
+    daemon.recover_in_flight();
+    daemon.refresh().await;
+    conn.object_server()
+        .at(MANAGER_PATH, ManagerObject::new(daemon.clone()))
+        .await?;
+    // Ask for the name last: once it is ours, every object is in place.
+    conn.request_name(BUS_NAME).await?;
+    tracing::info!(
+        "serving {BUS_NAME} for {} (ready in {:?})",
+        daemon.engine.sysroot_path().display(),
+        started.elapsed()
+    );
+    tokio::spawn(forget_departed_clients(daemon.clone()));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let idle = async {
+        let Some(limit) = opts.idle_timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if daemon.idle_for().is_some_and(|d| d >= limit) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: exiting"),
+        _ = idle => tracing::info!("idle: exiting"),
+    }
+    if let Some(t) = daemon.active() {
+        // Stop work cleanly (the engine leaves the system as it was), but do not hang.
+        t.cancel.cancel();
+        for _ in 0..100 {
+            if daemon.active().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    conn.release_name(BUS_NAME).await.ok();
+    Ok(())
+}
+
+/// A registered client that leaves the bus no longer keeps berthd alive.
+async fn forget_departed_clients(daemon: Arc<Daemon>) {
+    let Ok(bus) = zbus::fdo::DBusProxy::new(&daemon.conn).await else {
+        return;
+    };
+    let Ok(mut changes) = bus.receive_name_owner_changed().await else {
+        return;
+    };
+    while let Some(change) = changes.next().await {
+        if let Ok(args) = change.args() {
+            if args.new_owner().is_none() {
+                daemon.unregister_client(args.name().as_str());
+            }
+        }
+    }
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.login1.Manager",
+    default_service = "org.freedesktop.login1",
+    default_path = "/org/freedesktop/login1",
+    gen_blocking = false
+)]
+trait Login1 {
+    fn reboot(&self, interactive: bool) -> zbus::Result<()>;
+}
+
+impl Daemon {
+    /// Reboots into the default deployment: emulated for a sysroot that is not the running
+    /// system, through logind otherwise (ostree finalizes a staged deployment on the way down).
+    pub async fn reboot_system(&self) -> Result<(), BusError> {
+        let emulated = self.facts().host.is_some_and(|h| h.status.berth.emulated);
+        if emulated {
+            let engine = self.engine.clone();
+            tokio::task::spawn_blocking(move || engine.reboot())
+                .await
+                .map_err(|e| BusError::failed(format!("worker failed: {e}")))??;
+            return Ok(());
+        }
+        tracing::info!("rebooting through logind");
+        let login1 = Login1Proxy::new(&self.conn)
+            .await
+            .map_err(|e| BusError::failed(format!("logind is unavailable: {e}")))?;
+        login1
+            .reboot(false)
+            .await
+            .map_err(|e| BusError::failed(format!("logind refused to reboot: {e}")))
+    }
+}

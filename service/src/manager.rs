@@ -1,0 +1,408 @@
+//! The Manager object (/org/berth/Berth1): status, the state machine's properties, and the
+//! methods that start transactions. Arguments are validated before anything starts, so bad
+//! input is a method error, never a failed transaction.
+
+use crate::authz::Action;
+use crate::bus_error::BusError;
+use crate::daemon::{Daemon, Work};
+use crate::options::Flags;
+use crate::state;
+use crate::transaction::Kind;
+use berth_dbus::Options;
+use berth_engine::{ImageRef, UpdateOptions, UpdateOutcome};
+use futures_util::FutureExt;
+use std::sync::Arc;
+use zbus::interface;
+use zbus::message::Header;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
+
+pub struct ManagerObject {
+    d: Arc<Daemon>,
+}
+
+impl ManagerObject {
+    pub fn new(d: Arc<Daemon>) -> Self {
+        ManagerObject { d }
+    }
+
+    fn property(&self, name: &str) -> Value<'static> {
+        let props = self.d.properties();
+        Value::from(
+            props
+                .get(name)
+                .expect("every property is computed")
+                .try_clone()
+                .expect("no fds"),
+        )
+    }
+}
+
+/// Runs a blocking engine call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> berth_engine::Result<T> + Send + 'static,
+) -> Result<T, BusError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BusError::failed(format!("worker failed: {e}")))?
+        .map_err(BusError::from)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// The actions a call needs: its own, plus reboot when it asks to reboot afterwards.
+fn with_reboot(action: Action, reboot: bool) -> Vec<Action> {
+    if reboot {
+        vec![action, Action::Reboot]
+    } else {
+        vec![action]
+    }
+}
+
+#[interface(name = "org.berth.Berth1.Manager")]
+impl ManagerObject {
+    /// bootc-compatible host status as JSON. Needs no authorization.
+    async fn get_status(&self) -> Result<String, BusError> {
+        self.d.touch();
+        let engine = self.d.engine.clone();
+        let host = blocking(move || engine.status()).await?;
+        serde_json::to_string(&host).map_err(|e| BusError::failed(e.to_string()))
+    }
+
+    async fn check(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        Flags::parse(&options, &[])?;
+        self.start_check(&hdr).await
+    }
+
+    async fn update(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        let f = Flags::parse(
+            &options,
+            &["download-only", "from-downloaded", "reboot", "automatic"],
+        )?;
+        let mut opts = UpdateOptions {
+            download_only: f.bool("download-only")?,
+            from_downloaded: f.bool("from-downloaded")?,
+        };
+        let reboot = f.bool("reboot")?;
+        if opts.download_only && (opts.from_downloaded || reboot) {
+            return Err(BusError::invalid_args(
+                "download-only cannot be combined with from-downloaded or reboot",
+            ));
+        }
+        if f.bool("automatic")? {
+            // The configured policy decides how far an automatic update goes.
+            match self.d.facts().automatic_updates.as_str() {
+                "check" => return self.start_check(&hdr).await,
+                "download" => opts.download_only = true,
+                "apply" => {}
+                _ => return Err(BusError::wrong_state("automatic updates are off")),
+            }
+        }
+        let key = format!("update {opts:?} reboot={reboot}");
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, cancel| {
+            async move {
+                let outcome = engine.update(opts, progress, &cancel).await?;
+                if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
+                    d.reboot_system().await?;
+                }
+                Ok(json(&outcome))
+            }
+            .boxed()
+        });
+        let p = self
+            .d
+            .begin(
+                &hdr,
+                Kind::Update,
+                key,
+                &with_reboot(Action::Update, reboot),
+                work,
+            )
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn switch(
+        &self,
+        image: String,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        let image = ImageRef::parse(&image)?;
+        let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
+        let key = format!("switch {image} reboot={reboot}");
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, cancel| {
+            async move {
+                let outcome = engine.switch(&image, progress, &cancel).await?;
+                if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
+                    d.reboot_system().await?;
+                }
+                Ok(json(&outcome))
+            }
+            .boxed()
+        });
+        let p = self
+            .d
+            .begin(
+                &hdr,
+                Kind::Switch,
+                key,
+                &with_reboot(Action::Switch, reboot),
+                work,
+            )
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn rollback(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, _cancel| {
+            async move {
+                progress(&staging("rolling back"));
+                blocking(move || engine.rollback()).await?;
+                if reboot {
+                    d.reboot_system().await?;
+                }
+                Ok(serde_json::json!({}))
+            }
+            .boxed()
+        });
+        let key = format!("rollback reboot={reboot}");
+        let actions = with_reboot(Action::Rollback, reboot);
+        let p = self
+            .d
+            .begin(&hdr, Kind::Rollback, key, &actions, work)
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn factory_reset(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, _cancel| {
+            async move {
+                progress(&staging("preparing the factory reset"));
+                let stateroot = blocking(move || engine.factory_reset()).await?;
+                if reboot {
+                    d.reboot_system().await?;
+                }
+                Ok(serde_json::json!({ "stateroot": stateroot }))
+            }
+            .boxed()
+        });
+        let key = format!("factory-reset reboot={reboot}");
+        let actions = with_reboot(Action::FactoryReset, reboot);
+        let p = self
+            .d
+            .begin(&hdr, Kind::FactoryReset, key, &actions, work)
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn cleanup(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        Flags::parse(&options, &[])?;
+        let engine = self.d.engine.clone();
+        let work: Work = Box::new(move |progress, _cancel| {
+            async move {
+                let mut p = staging("removing what nothing needs");
+                p.phase = berth_engine::Phase::Cleanup;
+                progress(&p);
+                Ok(json(&blocking(move || engine.cleanup()).await?))
+            }
+            .boxed()
+        });
+        let p = self
+            .d
+            .begin(
+                &hdr,
+                Kind::Cleanup,
+                "cleanup".into(),
+                &[Action::Cleanup],
+                work,
+            )
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn pin(&self, index: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
+        self.set_pinned(&hdr, index, true).await
+    }
+
+    async fn unpin(&self, index: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
+        self.set_pinned(&hdr, index, false).await
+    }
+
+    async fn reboot(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BusError> {
+        Flags::parse(&options, &[])?;
+        self.d.authority.authorize(&hdr, &[Action::Reboot]).await?;
+        self.d.ensure_idle()?;
+        self.d.touch();
+        let r = self.d.reboot_system().await;
+        self.d.refresh().await;
+        r
+    }
+
+    async fn configure(
+        &self,
+        settings: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BusError> {
+        let f = Flags::parse(&settings, &["automatic-updates"])?;
+        let policy = f.string("automatic-updates")?;
+        if let Some(p) = &policy {
+            crate::settings::validate(p)?;
+        }
+        self.d
+            .authority
+            .authorize(&hdr, &[Action::Configure])
+            .await?;
+        self.d.touch();
+        if let Some(p) = policy {
+            crate::settings::store(&self.d.settings_path, &p)?;
+            self.d.set_automatic_updates(&p);
+        }
+        self.d.publish().await;
+        Ok(())
+    }
+
+    async fn register_client(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BusError> {
+        Flags::parse(&options, &[])?;
+        let sender = hdr.sender().ok_or_else(|| BusError::failed("no sender"))?;
+        self.d.register_client(sender.as_str());
+        self.d.touch();
+        Ok(())
+    }
+
+    async fn unregister_client(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
+        if let Some(sender) = hdr.sender() {
+            self.d.unregister_client(sender.as_str());
+        }
+        self.d.touch();
+        Ok(())
+    }
+
+    #[zbus(property)]
+    fn state(&self) -> String {
+        String::try_from(self.property("State")).unwrap_or_default()
+    }
+    #[zbus(property)]
+    fn error_name(&self) -> String {
+        String::try_from(self.property("ErrorName")).unwrap_or_default()
+    }
+    #[zbus(property)]
+    fn error_message(&self) -> String {
+        String::try_from(self.property("ErrorMessage")).unwrap_or_default()
+    }
+    #[zbus(property)]
+    fn booted(&self) -> state::Dict {
+        state::deployment_dict(state::booted(&self.d.facts()))
+    }
+    #[zbus(property)]
+    fn staged(&self) -> state::Dict {
+        state::deployment_dict(state::staged(&self.d.facts()))
+    }
+    #[zbus(property)]
+    fn rollback_deployment(&self) -> state::Dict {
+        state::deployment_dict(state::rollback(&self.d.facts()))
+    }
+    #[zbus(property)]
+    fn cached_update(&self) -> state::Dict {
+        state::cached_update(&self.d.facts())
+    }
+    #[zbus(property)]
+    fn automatic_updates(&self) -> String {
+        self.d.facts().automatic_updates
+    }
+    #[zbus(property)]
+    fn active_transaction(&self) -> OwnedObjectPath {
+        let path = self
+            .d
+            .active()
+            .map_or_else(|| "/".into(), |t| t.path.clone());
+        ObjectPath::try_from(path).expect("valid path").into()
+    }
+    #[zbus(property)]
+    fn emulated(&self) -> bool {
+        self.d.facts().host.is_some_and(|h| h.status.berth.emulated)
+    }
+    #[zbus(property)]
+    fn daemon_version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+}
+
+impl ManagerObject {
+    async fn start_check(&self, hdr: &Header<'_>) -> Result<OwnedObjectPath, BusError> {
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, _cancel| {
+            async move {
+                let mut p = staging("checking for updates");
+                p.phase = berth_engine::Phase::Checking;
+                progress(&p);
+                let result = engine.check(None).await?;
+                d.set_check(result.clone());
+                Ok(json(&result))
+            }
+            .boxed()
+        });
+        let p = self
+            .d
+            .begin(hdr, Kind::Check, "check".into(), &[Action::Check], work)
+            .await?;
+        Ok(p.into())
+    }
+
+    async fn set_pinned(&self, hdr: &Header<'_>, index: u32, pinned: bool) -> Result<(), BusError> {
+        self.d.authority.authorize(hdr, &[Action::Pin]).await?;
+        self.d.ensure_idle()?;
+        self.d.touch();
+        let engine = self.d.engine.clone();
+        let r = blocking(move || engine.set_pinned(index as usize, pinned)).await;
+        self.d.refresh().await;
+        r
+    }
+}
+
+/// A progress event for steps without bytes.
+fn staging(message: &str) -> berth_engine::Progress {
+    berth_engine::Progress {
+        phase: berth_engine::Phase::Staging,
+        bytes_done: 0,
+        bytes_total: 0,
+        layers_done: 0,
+        layers_total: 0,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,183 @@
+//! The Manager's properties, derived from the engine's host status, the last check, the
+//! last error and the running transaction. Pure functions: tested without a bus.
+
+use berth_dbus::state;
+use berth_engine::status::{DeploymentInfo, Host};
+use berth_engine::CheckResult;
+use std::collections::HashMap;
+use zbus::zvariant::{OwnedValue, Value};
+
+pub type Dict = HashMap<String, OwnedValue>;
+
+/// Everything the Manager's properties are computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub host: Option<Host>,
+    pub last_check: Option<CheckResult>,
+    /// (D-Bus error name, message) of the last failed transaction, until one succeeds.
+    pub last_error: Option<(String, String)>,
+    /// Phase of the running transaction, with its kind.
+    pub running: Option<(String, &'static str)>,
+    pub automatic_updates: String,
+}
+
+fn owned(v: Value<'_>) -> OwnedValue {
+    v.try_to_owned().expect("plain values have no fds")
+}
+
+fn deployments(f: &Facts) -> &[DeploymentInfo] {
+    f.host
+        .as_ref()
+        .map_or(&[], |h| h.status.berth.deployments.as_slice())
+}
+
+pub fn deployment_dict(d: Option<&DeploymentInfo>) -> Dict {
+    let Some(d) = d else {
+        return Dict::new();
+    };
+    let mut m = Dict::new();
+    m.insert("index".into(), owned(Value::from(d.index as u32)));
+    m.insert("stateroot".into(), owned(Value::from(d.stateroot.as_str())));
+    m.insert("checksum".into(), owned(Value::from(d.checksum.as_str())));
+    m.insert("serial".into(), owned(Value::from(d.deploy_serial)));
+    m.insert("pinned".into(), owned(Value::from(d.pinned)));
+    if let Some(i) = &d.image {
+        m.insert("image".into(), owned(Value::from(i.image.image.as_str())));
+        m.insert("digest".into(), owned(Value::from(i.image_digest.as_str())));
+        if let Some(v) = &i.version {
+            m.insert("version".into(), owned(Value::from(v.as_str())));
+        }
+        if let Some(t) = &i.timestamp {
+            m.insert("timestamp".into(), owned(Value::from(t.as_str())));
+        }
+    }
+    m
+}
+
+pub fn booted(f: &Facts) -> Option<&DeploymentInfo> {
+    deployments(f).iter().find(|d| d.booted)
+}
+pub fn staged(f: &Facts) -> Option<&DeploymentInfo> {
+    deployments(f).iter().find(|d| d.staged)
+}
+pub fn rollback(f: &Facts) -> Option<&DeploymentInfo> {
+    deployments(f).iter().find(|d| d.rollback)
+}
+
+fn digest_of(d: Option<&DeploymentInfo>) -> Option<&str> {
+    d.and_then(|d| d.image.as_ref())
+        .map(|i| i.image_digest.as_str())
+}
+
+/// The newer image the last check found, unless it is already booted or staged.
+fn available_update(f: &Facts) -> Option<&CheckResult> {
+    let c = f.last_check.as_ref().filter(|c| c.update_available)?;
+    let known = [digest_of(booted(f)), digest_of(staged(f))];
+    (!known.contains(&Some(c.manifest_digest.as_str()))).then_some(c)
+}
+
+pub fn cached_update(f: &Facts) -> Dict {
+    let mut m = Dict::new();
+    let downloaded = f
+        .host
+        .as_ref()
+        .and_then(|h| h.status.berth.cached_update.as_ref());
+    if let Some(c) = downloaded {
+        m.insert("image".into(), owned(Value::from(c.image.as_str())));
+        m.insert(
+            "digest".into(),
+            owned(Value::from(c.manifest_digest.as_str())),
+        );
+        if let Some(v) = &c.version {
+            m.insert("version".into(), owned(Value::from(v.as_str())));
+        }
+        m.insert("download-size".into(), owned(Value::from(0u64)));
+        m.insert("downloaded".into(), owned(Value::from(true)));
+    } else if let Some(c) = available_update(f) {
+        m.insert("image".into(), owned(Value::from(c.image.as_str())));
+        m.insert(
+            "digest".into(),
+            owned(Value::from(c.manifest_digest.as_str())),
+        );
+        if let Some(v) = &c.version {
+            m.insert("version".into(), owned(Value::from(v.as_str())));
+        }
+        m.insert("download-size".into(), owned(Value::from(c.download_bytes)));
+        m.insert("downloaded".into(), owned(Value::from(false)));
+    }
+    m
+}
+
+/// The state machine's current state (see the interface XML).
+pub fn state(f: &Facts) -> &'static str {
+    if let Some((phase, _kind)) = &f.running {
+        return match phase.as_str() {
+            "checking" | "queued" => state::CHECKING,
+            "downloading" => state::DOWNLOADING,
+            "importing" => state::IMPORTING,
+            "cleanup" => state::CLEANING_UP,
+            _ => state::STAGING,
+        };
+    }
+    if f.last_error.is_some() {
+        return state::ERROR;
+    }
+    let default_is_not_booted = deployments(f).iter().any(|d| d.default && !d.booted);
+    if staged(f).is_some() || default_is_not_booted {
+        return state::NEEDS_REBOOT;
+    }
+    let downloaded = f
+        .host
+        .as_ref()
+        .is_some_and(|h| h.status.berth.cached_update.is_some());
+    if downloaded {
+        return state::UPDATE_READY;
+    }
+    if available_update(f).is_some() {
+        return state::UPDATE_AVAILABLE;
+    }
+    state::IDLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(digest: &str, available: bool) -> CheckResult {
+        CheckResult {
+            image: "r/os:1".into(),
+            update_available: available,
+            manifest_digest: digest.into(),
+            version: Some("2".into()),
+            created: None,
+            download_bytes: 42,
+            layers: 1,
+            layers_to_download: 1,
+        }
+    }
+
+    #[test]
+    fn state_priorities() {
+        let mut f = Facts::default();
+        assert_eq!(state(&f), state::IDLE);
+        f.last_check = Some(check("sha256:b", true));
+        assert_eq!(state(&f), state::UPDATE_AVAILABLE);
+        assert_eq!(
+            cached_update(&f)
+                .get("download-size")
+                .map(|v| u64::try_from(v).unwrap()),
+            Some(42)
+        );
+        f.last_error = Some(("org.berth.Berth1.Error.Network".into(), "down".into()));
+        assert_eq!(state(&f), state::ERROR);
+        f.running = Some(("downloading".into(), "update"));
+        assert_eq!(state(&f), state::DOWNLOADING);
+        f.running = Some(("importing".into(), "update"));
+        assert_eq!(state(&f), state::IMPORTING);
+        f.running = None;
+        f.last_error = None;
+        f.last_check = Some(check("sha256:b", false));
+        assert_eq!(state(&f), state::IDLE);
+        assert!(cached_update(&f).is_empty());
+    }
+}

@@ -1,0 +1,206 @@
+//! berthd on a private bus with real polkitd, serving a tmpfs sysroot with demo v1 installed,
+//! a real registry holding v1..v3, and a throttled proxy in front of it for long transfers.
+
+use super::Env;
+use berth_dbus::{ManagerProxy, TransactionProxy};
+use berth_engine::Engine;
+use berth_testkit::bus::{Berthd, Bus, BusOptions};
+use berth_testkit::image::{self, Entry, Layer};
+use berth_testkit::proxy::{Fault, Proxy};
+use futures_util::StreamExt;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+/// Blob bytes a second through the slow proxy: the big image takes ~10 s to download.
+pub const SLOW_RATE: usize = 2_500_000;
+
+pub struct Service {
+    pub env: Env,
+    pub bus: Bus,
+    pub berthd: Option<Berthd>,
+    pub config: PathBuf,
+    pub slow: Proxy,
+    pub conn: zbus::Connection,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub success: bool,
+    pub error_name: String,
+    pub error_message: String,
+    pub result: serde_json::Value,
+}
+
+pub fn berthd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berthd"))
+}
+
+/// The CLI, built by the same `cargo test --workspace` run next to berthd.
+pub fn berth_bin() -> PathBuf {
+    berthd_bin().with_file_name("berth")
+}
+
+impl Service {
+    pub async fn start(name: &str) -> Service {
+        Self::start_with_idle(name, 0).await
+    }
+
+    pub async fn start_with_idle(name: &str, idle_timeout: u64) -> Service {
+        let env = Env::new(name);
+        env.install(&env.image("1")).await;
+        let slow = Proxy::start(&env.registry.addr, Fault::Throttle(SLOW_RATE)).unwrap();
+        let config = env.dir.join("berth.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "insecure-registries = [\"{}\", \"{}\"]\n",
+                env.registry.addr, slow.addr
+            ),
+        )
+        .unwrap();
+        let bus = Bus::start(&env.dir.join("bus"), &BusOptions::default()).unwrap();
+        let berthd =
+            Berthd::start(&berthd_bin(), &bus, &env.sysroot(), &config, idle_timeout).unwrap();
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        Service {
+            env,
+            bus,
+            berthd: Some(berthd),
+            config,
+            slow,
+            conn,
+        }
+    }
+
+    /// A new connection to the test bus (a second client).
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap()
+    }
+
+    pub async fn manager(&self) -> ManagerProxy<'static> {
+        ManagerProxy::builder(&self.conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    pub async fn transaction(&self, path: &str) -> TransactionProxy<'static> {
+        TransactionProxy::builder(&self.conn)
+            .path(path.to_string())
+            .unwrap()
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 3 minutes) for a transaction to finish.
+    pub async fn finish(&self, path: &str) -> Finished {
+        let t = self.transaction(path).await;
+        let mut finished = t.receive_finished().await.unwrap();
+        if !t.is_finished().await.unwrap() {
+            tokio::time::timeout(Duration::from_secs(180), finished.next())
+                .await
+                .unwrap_or_else(|_| panic!("{path} did not finish; log: {}", self.log()))
+                .expect("Finished signal");
+        }
+        Finished {
+            success: t.success().await.unwrap(),
+            error_name: t.error_name().await.unwrap(),
+            error_message: t.error_message().await.unwrap(),
+            result: serde_json::from_str(&t.result().await.unwrap()).unwrap(),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        Engine::open(&self.env.sysroot(), self.env.config.clone()).unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.berthd
+            .as_ref()
+            .map(|b| b.log_text())
+            .unwrap_or_default()
+    }
+
+    /// Stops berthd with SIGKILL (a crash) and starts a new one on the same bus.
+    pub fn kill_and_restart_berthd(&mut self) {
+        if let Some(mut b) = self.berthd.take() {
+            b.kill();
+        }
+        self.start_berthd();
+    }
+
+    pub fn start_berthd(&mut self) {
+        let b = Berthd::start(
+            &berthd_bin(),
+            &self.bus,
+            &self.env.sysroot(),
+            &self.config,
+            0,
+        )
+        .unwrap();
+        self.berthd = Some(b);
+    }
+
+    /// Pushes "big": v2 plus a 24 MiB incompressible layer; returns its reference through
+    /// the slow proxy.
+    pub fn push_big(&self) -> String {
+        let mut big = berth_testkit::demo::version(2);
+        big.layers.push(Layer::new(vec![
+            Entry::Dir("usr".into()),
+            Entry::Dir("usr/share".into()),
+            Entry::File("usr/share/big.bin".into(), image::noise(9, 24 << 20), 0o644),
+        ]));
+        image::write_layout(&self.env.layout, &[("big", &big)]).unwrap();
+        self.env
+            .registry
+            .push(&self.env.layout, "big", "berth/demo")
+            .unwrap();
+        format!("{}/berth/demo:big", self.slow.addr)
+    }
+
+    /// The deployments as "stateroot checksum.serial booted" lines.
+    pub fn deployments(&self) -> Vec<String> {
+        self.engine()
+            .status()
+            .unwrap()
+            .status
+            .berth
+            .deployments
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}.{} booted={}",
+                    d.stateroot, d.checksum, d.deploy_serial, d.booted
+                )
+            })
+            .collect()
+    }
+}
+
+/// The D-Bus error name of a failed call.
+pub fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        other => format!("not a method error: {other}"),
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

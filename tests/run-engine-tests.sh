@@ -24,6 +24,9 @@ berth_sandbox_setup "$work/sandbox"
 export BERTH_TEST_TMP=$work
 log="$work/cargo-test.log"
 status=0
+# The bus tests run the CLI and helpers as other users: build every binary first, even when
+# a filter selects a single test target.
+cargo build --workspace --locked --bins 2>&1 | tee "$log" || status=$?
 cargo test --workspace --locked "$@" -- --test-threads="${BERTH_TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary, the last often "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?/) p += $i; if ($(i+1) ~ /^failed;?/) f += $i } }

@@ -74,12 +74,17 @@ impl Daemon {
 
     /// Every Manager property, computed from the current facts.
     pub fn properties(&self) -> HashMap<&'static str, OwnedValue> {
+        self.properties_in_phase(None)
+    }
+
+    /// The properties with the running transaction in `phase` (default: its latest).
+    fn properties_in_phase(&self, phase: Option<String>) -> HashMap<&'static str, OwnedValue> {
         let (facts, active) = {
             let mut inner = self.lock();
-            let running = inner
-                .active
-                .as_ref()
-                .map(|t| (t.snapshot().phase, t.kind.as_str()));
+            let running = inner.active.as_ref().map(|t| {
+                let phase = phase.unwrap_or_else(|| t.snapshot().phase);
+                (phase, t.kind.as_str())
+            });
             inner.facts.running = running;
             (inner.facts.clone(), inner.active.clone())
         };
@@ -121,7 +126,11 @@ impl Daemon {
 
     /// Emits one PropertiesChanged with every Manager property that changed since the last.
     pub async fn publish(&self) {
-        let now = self.properties();
+        self.publish_phase(None).await
+    }
+
+    async fn publish_phase(&self, phase: Option<String>) {
+        let now = self.properties_in_phase(phase);
         let changed: HashMap<&str, Value> = {
             let mut inner = self.lock();
             let changed = now
@@ -228,19 +237,14 @@ impl Daemon {
     }
 
     async fn run(self: Arc<Self>, txn: Arc<TxnShared>, work: Work) {
-        let pump = tokio::spawn(transaction::pump(self.conn.clone(), txn.clone()));
-        // Manager's State follows the transaction's phase.
-        let watcher = {
-            let this = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    this.publish().await;
-                }
-            })
+        // The Manager's State follows every phase the transaction goes through.
+        let this = self.clone();
+        let on_phase = move |phase: String| -> BoxFuture<'static, ()> {
+            let this = this.clone();
+            Box::pin(async move { this.publish_phase(Some(phase)).await })
         };
+        let pump = tokio::spawn(transaction::pump(self.conn.clone(), txn.clone(), on_phase));
         let result = work(txn.progress_fn(), txn.cancel.clone()).await;
-        watcher.abort();
         let outcome = match result {
             Ok(v) => Outcome {
                 success: true,

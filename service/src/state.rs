@@ -110,14 +110,16 @@ pub fn cached_update(f: &Facts) -> Dict {
 
 /// The state machine's current state (see the interface XML).
 pub fn state(f: &Facts) -> &'static str {
-    if let Some((phase, _kind)) = &f.running {
-        return match phase.as_str() {
-            "checking" | "queued" => state::CHECKING,
-            "downloading" => state::DOWNLOADING,
-            "importing" => state::IMPORTING,
-            "cleanup" => state::CLEANING_UP,
-            _ => state::STAGING,
-        };
+    if let Some((phase, kind)) = &f.running {
+        match (phase.as_str(), *kind) {
+            // Finished: the state is what it left behind.
+            ("done", _) => {}
+            ("queued", "check" | "update" | "switch") | ("checking", _) => return state::CHECKING,
+            ("queued", "cleanup") | ("cleanup", _) => return state::CLEANING_UP,
+            ("downloading", _) => return state::DOWNLOADING,
+            ("importing", _) => return state::IMPORTING,
+            _ => return state::STAGING,
+        }
     }
     if f.last_error.is_some() {
         return state::ERROR;

@@ -6,6 +6,7 @@
 use crate::authz::{Action, Authority};
 use crate::bus_error::BusError;
 use berth_engine::{Cancel, Phase, Progress, ProgressFn};
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -206,13 +207,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Publishes a transaction's progress until it has finished; returns after `Finished`.
-pub async fn pump(conn: Connection, txn: Arc<TxnShared>) {
+/// `on_phase` hears every phase published, so the Manager's State can follow each one.
+pub async fn pump(
+    conn: Connection,
+    txn: Arc<TxnShared>,
+    on_phase: impl Fn(String) -> BoxFuture<'static, ()> + Send,
+) {
+    let mut last_phase = String::new();
     loop {
         let notified = txn.changed.notified();
         let finished = txn.outcome();
         for snap in txn.take_changed() {
             if let Err(e) = publish_progress(&conn, &txn.path, &snap).await {
                 tracing::warn!("cannot emit progress for {}: {e}", txn.path);
+            }
+            if snap.phase != last_phase {
+                last_phase = snap.phase.clone();
+                on_phase(snap.phase).await;
             }
         }
         if let Some(outcome) = finished {

@@ -1,0 +1,168 @@
+//! Human-readable status, check results and the monitor.
+
+use crate::client::{CallError, Client};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
+    let host: Value = serde_json::from_str(json).map_err(|e| CallError {
+        name: "org.berth.Berth1.Error.Failed".into(),
+        message: format!("berthd sent malformed status JSON: {e}"),
+    })?;
+    let berth = &host["status"]["berth"];
+    for d in berth["deployments"].as_array().into_iter().flatten() {
+        let role = if d["staged"] == true {
+            "staged"
+        } else if d["booted"] == true {
+            "booted"
+        } else if d["rollback"] == true {
+            "rollback"
+        } else {
+            ""
+        };
+        let image = &d["image"];
+        println!(
+            "{}{:<9}[{}] {} version {}{}",
+            if d["default"] == true { "● " } else { "  " },
+            role,
+            d["index"],
+            image["image"]["image"].as_str().unwrap_or("(no image)"),
+            image["version"].as_str().unwrap_or("?"),
+            if d["pinned"] == true { " (pinned)" } else { "" },
+        );
+        println!(
+            "             digest {}  ostree {}.{}  stateroot {}",
+            image["imageDigest"].as_str().unwrap_or("-"),
+            d["checksum"].as_str().unwrap_or("").get(..12).unwrap_or(""),
+            d["deploySerial"],
+            d["stateroot"].as_str().unwrap_or(""),
+        );
+    }
+    let state = c.manager.state().await?;
+    println!("state: {state}");
+    let err = c.manager.error_message().await?;
+    if !err.is_empty() {
+        println!("last error: {err} ({})", c.manager.error_name().await?);
+    }
+    let cached = c.manager.cached_update().await?;
+    if !cached.is_empty() {
+        let get = |k: &str| {
+            cached
+                .get(k)
+                .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+                .unwrap_or_default()
+        };
+        println!(
+            "update: {} version {} ({})",
+            get("image"),
+            get("version"),
+            get("digest")
+        );
+    }
+    let active = c.manager.active_transaction().await?;
+    if active.as_str() != "/" {
+        println!("running: {}", active.as_str());
+    }
+    Ok(())
+}
+
+pub fn print_check(r: &Value) {
+    if r["updateAvailable"] == true {
+        println!(
+            "Update available: {} version {} ({}), {:.1} MB to download.",
+            r["image"].as_str().unwrap_or("?"),
+            r["version"].as_str().unwrap_or("?"),
+            r["manifestDigest"].as_str().unwrap_or("?"),
+            r["downloadBytes"].as_u64().unwrap_or(0) as f64 / 1e6
+        );
+    } else {
+        println!(
+            "No update: {} is current.",
+            r["image"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+/// Prints berthd's state changes and every transaction's progress until Ctrl-C.
+pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
+    // Registered, berthd stays up while we watch.
+    c.manager.register_client(Default::default()).await?;
+    // By interface, not sender: a restarted berthd has a new unique name.
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .path_namespace("/org/berth/Berth1")?
+        .build();
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &c.conn, Some(256)).await?;
+    if !json {
+        println!("state: {}", c.manager.state().await?);
+    }
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(Ok(msg)) = msg else { break };
+        let hdr = msg.header();
+        let path = hdr.path().map(|p| p.to_string()).unwrap_or_default();
+        match hdr.member().map(|m| m.as_str()) {
+            Some("Progress") => {
+                let Ok((phase, fraction, done, total, message)) =
+                    msg.body().deserialize::<(String, f64, u64, u64, String)>()
+                else {
+                    continue;
+                };
+                if json {
+                    let v = serde_json::json!({"event": "progress", "transaction": path,
+                        "phase": phase, "fraction": fraction, "bytesDone": done,
+                        "bytesTotal": total, "message": message});
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{path}: {:>3.0}% {phase} {done}/{total} {message}",
+                        fraction * 100.0
+                    );
+                }
+            }
+            Some("Finished") => {
+                let Ok((success, name, message)) =
+                    msg.body().deserialize::<(bool, String, String)>()
+                else {
+                    continue;
+                };
+                if json {
+                    let v = serde_json::json!({"event": "finished", "transaction": path,
+                        "success": success, "errorName": name, "errorMessage": message});
+                    println!("{v}");
+                } else if success {
+                    println!("{path}: finished");
+                } else {
+                    println!("{path}: failed: {message} ({name})");
+                }
+            }
+            Some("PropertiesChanged") if path == berth_dbus::MANAGER_PATH => {
+                let Ok((_iface, changed, _inv)) = msg.body().deserialize::<(
+                    String,
+                    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+                    Vec<String>,
+                )>() else {
+                    continue;
+                };
+                if let Some(state) = changed
+                    .get("State")
+                    .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+                {
+                    if json {
+                        println!("{}", serde_json::json!({"event": "state", "state": state}));
+                    } else {
+                        println!("state: {state}");
+                    }
+                }
+            }
+            _ => {}
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    let _ = c.manager.unregister_client().await;
+    Ok(())
+}

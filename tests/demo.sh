@@ -1,45 +1,77 @@
 #!/bin/bash
-# Berth's demo: a sandbox where berthd installs version 1 of a demo OS, finds version 2 in a
-# local registry, updates with progress, "reboots" (emulated), and rolls back. Everything lives
-# on a private tmpfs in a private mount namespace and a registry on 127.0.0.1; nothing real is
-# touched, and everything is removed at the end. Run as root after .ci/install-deps.
+# Berth's demo: a sandbox holding version 1 of a demo OS, a local registry where version 2
+# appears, a private system bus with real polkitd and berthd on it; then the unprivileged
+# `berth` CLI walks through status -> check -> update with progress -> "reboot" -> status ->
+# rollback. Everything lives on a private tmpfs in a private mount namespace (the bus socket
+# too, at a private /run/dbus) with a registry on 127.0.0.1; nothing real is touched, and all
+# of it is removed at the end. Run as root after .ci/install-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 if [ "${1:-}" != "--inside" ]; then
-  cargo build --quiet -p berthd -p berth-testkit
+  cargo build --quiet --locked -p berthd -p berth -p berth-testkit
   exec unshare --mount --propagation private "$0" --inside
 fi
 W=$(mktemp -d /tmp/berth-demo.XXXXXX)
-REGPID=
-cleanup() { [ -n "$REGPID" ] && kill "$REGPID" 2>/dev/null; wait 2>/dev/null; umount -l "$W" 2>/dev/null; rmdir "$W" 2>/dev/null || true; }
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  umount -l "$W" 2>/dev/null || true; rmdir "$W" 2>/dev/null || true
+}
 trap cleanup EXIT
 mount -t tmpfs -o size=1g berth-demo "$W"
+. tests/sandbox.sh
+berth_sandbox_setup "$W/sandbox"   # polkit files, test users, a private /run/dbus
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 REG=127.0.0.1:$PORT
 printf 'version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s/registry}\nhttp: {addr: %s}\n' "$W" "$REG" > "$W/registry.yml"
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
-REGPID=$!
+PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+as_user() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
+BERTH=$PWD/target/debug/berth
 
-step "Building the demo OS images (versions 1, 2) and pushing version 1 as $REG/demo/os:stable"
+step "Building the demo OS (versions 1 and 2); the registry serves version 1 as $REG/demo/os:stable"
 target/debug/berth-mkimage --demo "$W/layout"
 skopeo copy -q --dest-tls-verify=false "oci:$W/layout:1" "docker://$REG/demo/os:stable"
 echo "insecure-registries = [\"$REG\"]" > "$W/berth.toml"
-B=(target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroot")
+target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroot" \
+  install "$REG/demo/os:stable" --stateroot demo --karg root=/dev/vda --karg rw >/dev/null
+echo "installed version 1 into $W/sysroot"
 
-step "berthd install: the first deployment into an empty sysroot"
-"${B[@]}" install "$REG/demo/os:stable" --stateroot demo --karg root=/dev/vda --karg rw
-step "status"; "${B[@]}" status
-step "check: nothing new yet"; "${B[@]}" check
+step "A private system bus with real polkitd, and berthd serving the sysroot on it"
+coproc BUS { exec target/debug/berth-bus "$W/bus" --socket /run/dbus/system_bus_socket; }
+PIDS+=($BUS_PID)
+read -r ADDRESS <&"${BUS[0]}"
+echo "bus: $ADDRESS"
+BERTH_LOG=info target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroot" \
+  serve --idle-timeout 0 2> "$W/berthd.log" &
+PIDS+=($!)
+for _ in $(seq 200); do busctl status org.berth.Berth1 >/dev/null 2>&1 && break; sleep 0.05; done
+busctl status org.berth.Berth1 >/dev/null || { cat "$W/berthd.log"; exit 1; }
+
+step "berth status (as berth-granted, a local user a polkit rule trusts with routine updates)"
+as_user berth-granted "$BERTH" status
+step "berth check: nothing new yet"
+as_user berth-granted "$BERTH" check || true
 step "The vendor publishes version 2 under the same tag"
 skopeo copy -q --dest-tls-verify=false "oci:$W/layout:2" "docker://$REG/demo/os:stable"
-step "check: an update, and only the changed layer to download"; "${B[@]}" check
-step "update, with progress"; "${B[@]}" update
-step "status: version 2 is staged"; "${B[@]}" status
-step "reboot (emulated: the staged deployment becomes the booted one)"; "${B[@]}" reboot
-step "status"; "${B[@]}" status
-step "rollback, then reboot"; "${B[@]}" rollback; "${B[@]}" reboot
-step "status: back on version 1"; "${B[@]}" status
+step "berth check: an update (exit code 100), and only the changed layer to download"
+as_user berth-granted "$BERTH" check || [ $? = 100 ]
+step "berth update, with progress"
+as_user berth-granted "$BERTH" update
+step "berth status: version 2 is staged"
+as_user berth-granted "$BERTH" status
+step "berth rollback as a user without that rule: polkit says no"
+as_user berth-user "$BERTH" --no-ask-password rollback || echo "(exit code $?)"
+step "berth reboot (emulated: the staged deployment becomes the booted one)"
+as_user berth-granted "$BERTH" reboot
+as_user berth-granted "$BERTH" status
+step "berth rollback as root (an administrator's decision), then reboot"
+"$BERTH" rollback
+"$BERTH" reboot
+step "berth status: back on version 1"
+"$BERTH" status
 echo; echo "Demo done; removing the sandbox."

@@ -101,8 +101,19 @@ pub enum Command {
 fn main() {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve { .. }));
+    let serving = matches!(cli.command, Command::Serve { .. });
+    if serving {
+        // A long-lived, mostly idle service: few malloc arenas keep idle memory low after
+        // bursts of calls on many threads.
+        // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Status reads and engine steps run on blocking threads; bound them.
+        .max_blocking_threads(if serving { 16 } else { 512 })
         .build()
         .expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {

@@ -46,6 +46,35 @@ async fn watch_progress(
     })
 }
 
+/// The phase and arrival time of every Progress signal until Finished.
+async fn watch_progress_timed(
+    conn: zbus::Connection,
+) -> tokio::task::JoinHandle<Vec<(String, Instant)>> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(berth_dbus::TRANSACTION_INTERFACE)
+        .unwrap()
+        .build();
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, None)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg.header().member().map(|m| m.to_string()).as_deref() {
+                Some("Progress") => {
+                    let (phase, ..): (String, f64, u64, u64, String) =
+                        msg.body().deserialize().unwrap();
+                    seen.push((phase, Instant::now()));
+                }
+                Some("Finished") => break,
+                _ => {}
+            }
+        }
+        seen
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_reboot_rollback_with_progress_seen_by_two_watchers() {
     let svc = Service::start("bus-flow").await;
@@ -145,10 +174,26 @@ async fn cancel_mid_download_leaves_nothing_behind() {
     let big = svc.push_big();
     let before = svc.deployments();
     let m = svc.manager().await;
+    let watcher = watch_progress_timed(svc.connect().await).await;
     let path = m.switch(&big, options([])).await.unwrap();
     let t = svc.transaction(path.as_str()).await;
     wait_for_bytes(&t).await;
+    // Let the slow download report for a while: progress comes at most ~10 times a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     t.cancel().await.unwrap();
+    let times = watcher.await.unwrap();
+    let downloading: Vec<Instant> = times
+        .iter()
+        .filter(|(phase, _)| phase == "downloading")
+        .map(|(_, at)| *at)
+        .collect();
+    assert!(
+        downloading.len() >= 5,
+        "progress while downloading: {times:?}"
+    );
+    let span = downloading.last().unwrap().duration_since(downloading[0]);
+    let rate = (downloading.len() - 1) as f64 / span.as_secs_f64();
+    assert!(rate <= 11.0, "{rate:.1} Progress signals a second");
     let done = svc.finish(path.as_str()).await;
     assert!(!done.success);
     assert_eq!(done.error_name, "org.berth.Berth1.Error.Cancelled");
@@ -384,4 +429,63 @@ fn shape(i: &zbus_xml::Interface<'_>) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_goes_on_when_the_client_that_started_it_leaves() {
+    let svc = Service::start("bus-leave").await;
+    let client = svc.connect().await;
+    let path = ManagerProxy::new(&client)
+        .await
+        .unwrap()
+        .switch(&svc.env.image("2").to_string(), options([]))
+        .await
+        .unwrap();
+    drop(client);
+    let done = svc.finish(path.as_str()).await;
+    assert!(done.success, "{done:?}");
+    assert_eq!(
+        text(&svc.manager().await.staged().await.unwrap(), "version"),
+        "2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_starts_berthd_on_the_first_call_and_again_after_idle_exit() {
+    use berth_testkit::bus::{Berthd, Bus, BusOptions};
+    let env = common::Env::new("bus-activation");
+    env.install(&env.image("1")).await;
+    let config = env.dir.join("berth.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut cmd = vec![common::service::berthd_bin().display().to_string()];
+    let args = Berthd::args("", &env.sysroot(), &config, 1);
+    // The activated berthd finds the bus through DBUS_SYSTEM_BUS_ADDRESS, like on a host.
+    cmd.extend(args.into_iter().filter(|a| !a.starts_with("--bus-address")));
+    let opts = BusOptions {
+        activate: Some(cmd),
+        ..Default::default()
+    };
+    let bus = Bus::start(&env.dir.join("bus"), &opts).unwrap();
+    assert!(!bus.has_name("org.berth.Berth1"));
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    for round in 0..2 {
+        let m = ManagerProxy::new(&conn).await.unwrap();
+        let status: serde_json::Value =
+            serde_json::from_str(&m.get_status().await.unwrap()).unwrap();
+        assert_eq!(
+            status["status"]["booted"]["image"]["version"], "1",
+            "round {round}"
+        );
+        assert!(bus.has_name("org.berth.Berth1"));
+        // Idle for a second: berthd leaves the bus by itself.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while bus.has_name("org.berth.Berth1") {
+            assert!(Instant::now() < deadline, "no idle exit (round {round})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -262,3 +262,43 @@ async fn a_password_typed_into_pkttyagent_authorizes_a_switch() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Version 2 is staged"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_updates_follow_the_configured_policy() {
+    let svc = Service::start("cli-automatic").await;
+    let m = svc.manager().await;
+    assert_eq!(m.automatic_updates().await.unwrap(), "off");
+    let out = berth(&svc, None, &["update", "--automatic"]);
+    assert_eq!(out.status.code(), Some(7), "off: {}", stderr(&out));
+    // Configuring needs an administrator.
+    let out = berth(
+        &svc,
+        Some(users::GRANTED),
+        &[
+            "--no-ask-password",
+            "config",
+            "--automatic-updates",
+            "download",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let out = berth(&svc, None, &["config", "--automatic-updates", "download"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(m.automatic_updates().await.unwrap(), "download");
+    // The setting lives next to the configuration file, so it survives a restart.
+    let stored = std::fs::read_to_string(svc.config.with_file_name("automatic-updates")).unwrap();
+    assert_eq!(stored.trim(), "download");
+    retag(&svc, "2", "1");
+    let out = berth(&svc, None, &["update", "--automatic", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"], "downloaded", "{v}");
+    assert_eq!(m.state().await.unwrap(), "update-ready");
+    assert!(m.staged().await.unwrap().is_empty(), "download only");
+    let out = berth(&svc, None, &["config", "--automatic-updates", "apply"]);
+    assert!(out.status.success());
+    let out = berth(&svc, None, &["update", "--automatic", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"], "staged", "{v}");
+    assert_eq!(m.state().await.unwrap(), "needs-reboot");
+}

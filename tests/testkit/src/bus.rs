@@ -148,6 +148,15 @@ impl Bus {
         Ok(bus)
     }
 
+    /// (name, PID) of the bus's own processes.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        let mut v = vec![("dbus-daemon", self.daemon.id())];
+        if let Some(p) = &self.polkitd {
+            v.push(("polkitd", p.id()));
+        }
+        v
+    }
+
     /// A `busctl` command on this bus.
     pub fn busctl(&self) -> Command {
         let mut c = Command::new("busctl");

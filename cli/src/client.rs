@@ -23,6 +23,12 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+impl From<zbus::fdo::Error> for CallError {
+    fn from(e: zbus::fdo::Error) -> Self {
+        CallError::from(zbus::Error::from(e))
+    }
+}
+
 impl From<zbus::Error> for CallError {
     fn from(e: zbus::Error) -> Self {
         match e {
@@ -129,9 +135,26 @@ impl Client {
         self.follow(path.as_str(), &mut signals, quiet).await
     }
 
+    /// Transaction signals from berthd itself: the rule names berthd's unique bus name, so
+    /// nobody else on the bus can fake progress or a Finished.
     pub async fn transaction_signals(&self) -> Result<zbus::MessageStream, CallError> {
+        let bus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+        // Starts berthd if needed (activation) and names the process that owns the service.
+        self.conn
+            .call_method(
+                Some(BUS_NAME),
+                berth_dbus::MANAGER_PATH,
+                Some("org.freedesktop.DBus.Peer"),
+                "Ping",
+                &(),
+            )
+            .await?;
+        let owner = bus
+            .get_name_owner(BUS_NAME.try_into().expect("valid name"))
+            .await?;
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
+            .sender(owner.to_string())?
             .interface(TRANSACTION_INTERFACE)?
             .build();
         Ok(zbus::MessageStream::for_match_rule(rule, &self.conn, Some(256)).await?)
@@ -179,13 +202,29 @@ impl Client {
                     }
                     _ = tokio::signal::ctrl_c() => {
                         bar.finish();
-                        eprintln!("cancelling {path}...");
-                        let _ = t.cancel().await;
+                        // Only what this user started: a joined transaction is someone else's.
+                        // SAFETY: getuid has no preconditions.
+                        if t.initiator_uid().await? == unsafe { libc::getuid() } {
+                            eprintln!("cancelling {path}...");
+                            let _ = t.cancel().await;
+                        } else {
+                            eprintln!("leaving {path} running (another user started it)");
+                            return Err(CallError {
+                                name: format!("{}.Cancelled", berth_dbus::ERROR_PREFIX),
+                                message: "stopped watching".into(),
+                            });
+                        }
                     }
                 }
             }
         }
         bar.finish();
+        if !t.is_finished().await? {
+            return Err(CallError {
+                name: format!("{}.Failed", berth_dbus::ERROR_PREFIX),
+                message: format!("lost track of {path} before it finished"),
+            });
+        }
         if t.success().await? {
             let result = serde_json::from_str(&t.result().await?).unwrap_or_default();
             Ok(Outcome { result })

@@ -109,7 +109,14 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<i32, CallError> {
-    let privileged = !matches!(cli.command, Command::Status | Command::Monitor);
+    let privileged = !matches!(
+        cli.command,
+        Command::Status
+            | Command::Monitor
+            | Command::Config {
+                automatic_updates: None
+            }
+    );
     // Keep the agent alive until we exit: polkit may ask at any privileged call.
     let _agent = (privileged && !cli.no_ask_password)
         .then(agent::TtyAgent::start)
@@ -227,14 +234,15 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
         }
         Command::Monitor => status::monitor(&c, json).await?,
         Command::Config { automatic_updates } => {
-            let mut o = options([]);
+            // Only a change needs authorization; showing the setting does not.
             if let Some(p) = automatic_updates {
+                let mut o = options([]);
                 o.insert(
                     "automatic-updates".into(),
                     Value::from(p).try_into().expect("plain"),
                 );
+                c.call_unit("Configure", &(o,)).await?;
             }
-            c.call_unit("Configure", &(o,)).await?;
             println!(
                 "automatic-updates: {}",
                 c.manager.automatic_updates().await?

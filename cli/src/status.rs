@@ -87,11 +87,15 @@ pub fn print_check(r: &Value) {
 pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
     // Registered, berthd stays up while we watch.
     c.manager.register_client(Default::default()).await?;
-    // By interface, not sender: a restarted berthd has a new unique name.
+    // Any sender on the path, checked per message against berthd's current owner (a
+    // restarted berthd has a new unique name; nobody else may speak for it).
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .path_namespace("/org/berth/Berth1")?
         .build();
+    let bus = zbus::fdo::DBusProxy::new(&c.conn).await?;
+    let name: zbus::names::BusName = berth_dbus::BUS_NAME.try_into().expect("valid name");
+    let mut owner = bus.get_name_owner(name.clone()).await.ok();
     let mut stream = zbus::MessageStream::for_match_rule(rule, &c.conn, Some(256)).await?;
     if !json {
         println!("state: {}", c.manager.state().await?);
@@ -103,6 +107,13 @@ pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
         };
         let Some(Ok(msg)) = msg else { break };
         let hdr = msg.header();
+        let sender = hdr.sender().map(|s| s.to_string());
+        if sender.is_none() || sender != owner.as_ref().map(|o| o.to_string()) {
+            owner = bus.get_name_owner(name.clone()).await.ok();
+            if sender != owner.as_ref().map(|o| o.to_string()) {
+                continue;
+            }
+        }
         let path = hdr.path().map(|p| p.to_string()).unwrap_or_default();
         match hdr.member().map(|m| m.as_str()) {
             Some("Progress") => {

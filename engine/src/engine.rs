@@ -661,6 +661,11 @@ impl Engine {
         Ok(new_root)
     }
 
+    /// Whether this sysroot is not the running system (staging and reboot are emulated).
+    pub fn is_emulated(&self) -> Result<bool> {
+        Ok(deps::is_emulated(&self.open_sysroot()?))
+    }
+
     pub fn status(&self) -> Result<status::Host> {
         let sysroot = self.open_sysroot()?;
         crate::hoststatus::build(&sysroot, self.cached_update()?)

@@ -5,7 +5,7 @@ use crate::authz::{Action, Authority, Caller};
 use crate::bus_error::BusError;
 use crate::manager::ManagerObject;
 use crate::state::{self, Facts};
-use crate::transaction::{self, Kind, Outcome, TransactionObject, TxnShared};
+use crate::transaction::{self, Kind, OnPhase, Outcome, TransactionObject, TxnShared};
 use berth_dbus::{BUS_NAME, MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PREFIX};
 use berth_engine::{Cancel, Engine, ProgressFn};
 use futures_util::future::BoxFuture;
@@ -43,6 +43,7 @@ pub struct Daemon {
     pub authority: Arc<Authority>,
     pub settings_path: PathBuf,
     inner: Mutex<Inner>,
+    publishing: tokio::sync::Mutex<()>,
 }
 
 struct Inner {
@@ -52,7 +53,31 @@ struct Inner {
     finished: VecDeque<String>,
     clients: HashSet<String>,
     last_activity: Instant,
+    /// Method calls being handled (a polkit prompt can take a while): no idle exit meanwhile.
+    calls_in_flight: usize,
+    /// A quick mutating call (pin, unpin, reboot) holds the one slot transactions also need.
+    quick_call: Option<&'static str>,
     published: HashMap<&'static str, OwnedValue>,
+}
+
+/// Counts a method call as in flight until dropped.
+pub struct CallGuard<'a>(&'a Daemon);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.calls_in_flight -= 1;
+        inner.last_activity = Instant::now();
+    }
+}
+
+/// Holds the slot for a quick mutating call until dropped.
+pub struct QuickGuard<'a>(&'a Daemon);
+
+impl Drop for QuickGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().quick_call = None;
+    }
 }
 
 impl Daemon {
@@ -60,8 +85,25 @@ impl Daemon {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn touch(&self) {
-        self.lock().last_activity = Instant::now();
+    /// Marks a method call in flight; idle exit waits for it.
+    pub fn call(&self) -> CallGuard<'_> {
+        let mut inner = self.lock();
+        inner.calls_in_flight += 1;
+        inner.last_activity = Instant::now();
+        CallGuard(self)
+    }
+
+    /// Takes the slot for a quick mutating call, or says what holds it.
+    pub fn quick(&self, what: &'static str) -> Result<QuickGuard<'_>, BusError> {
+        let mut inner = self.lock();
+        if let Some(t) = &inner.active {
+            return Err(busy(t));
+        }
+        if let Some(other) = inner.quick_call {
+            return Err(BusError::busy(format!("a {other} is in progress")));
+        }
+        inner.quick_call = Some(what);
+        Ok(QuickGuard(self))
     }
 
     pub fn facts(&self) -> Facts {
@@ -130,6 +172,9 @@ impl Daemon {
     }
 
     async fn publish_phase(&self, phase: Option<String>) {
+        // One publisher at a time: compute, diff and emit in order, so the last signal a
+        // client sees always carries the newest values.
+        let _order = self.publishing.lock().await;
         let now = self.properties_in_phase(phase);
         let changed: HashMap<&str, Value> = {
             let mut inner = self.lock();
@@ -156,15 +201,19 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the host status from the sysroot.
+    /// Re-reads the host status from the sysroot and publishes what changed.
     pub async fn refresh(&self) {
+        self.refresh_host().await;
+        self.publish().await;
+    }
+
+    async fn refresh_host(&self) {
         let engine = self.engine.clone();
         match tokio::task::spawn_blocking(move || engine.status()).await {
             Ok(Ok(host)) => self.lock().facts.host = Some(host),
             Ok(Err(e)) => tracing::warn!("cannot read the host status: {e}"),
             Err(e) => tracing::warn!("status task failed: {e}"),
         }
-        self.publish().await;
     }
 
     pub fn set_check(&self, c: berth_engine::CheckResult) {
@@ -173,14 +222,6 @@ impl Daemon {
 
     pub fn set_automatic_updates(&self, policy: &str) {
         self.lock().facts.automatic_updates = policy.to_string();
-    }
-
-    /// Refuses when a transaction runs (for the quick mutating calls).
-    pub fn ensure_idle(&self) -> Result<(), BusError> {
-        match self.active() {
-            Some(t) => Err(busy(&t)),
-            None => Ok(()),
-        }
     }
 
     /// Starts `work` as a transaction, or joins the running one if it is the same request.
@@ -202,6 +243,9 @@ impl Daemon {
                     return Ok(path_of(&t.path));
                 }
                 return Err(busy(t));
+            }
+            if let Some(other) = inner.quick_call {
+                return Err(BusError::busy(format!("a {other} is in progress")));
             }
             let path = format!("{TRANSACTION_PATH_PREFIX}{}", inner.next_id);
             inner.next_id += 1;
@@ -239,12 +283,24 @@ impl Daemon {
     async fn run(self: Arc<Self>, txn: Arc<TxnShared>, work: Work) {
         // The Manager's State follows every phase the transaction goes through.
         let this = self.clone();
-        let on_phase = move |phase: String| -> BoxFuture<'static, ()> {
+        let on_phase: OnPhase = Arc::new(move |phase: String| -> BoxFuture<'static, ()> {
             let this = this.clone();
             Box::pin(async move { this.publish_phase(Some(phase)).await })
+        });
+        let pump = tokio::spawn(transaction::pump(
+            self.conn.clone(),
+            txn.clone(),
+            on_phase.clone(),
+        ));
+        // Run the work in its own task: a panic becomes a failed transaction, never a daemon
+        // stuck Busy forever.
+        let result = match tokio::spawn(work(txn.progress_fn(), txn.cancel.clone())).await {
+            Ok(r) => r,
+            Err(e) => Err(BusError::failed(format!(
+                "the {} work failed: {e}",
+                txn.kind.as_str()
+            ))),
         };
-        let pump = tokio::spawn(transaction::pump(self.conn.clone(), txn.clone(), on_phase));
-        let result = work(txn.progress_fn(), txn.cancel.clone()).await;
         let outcome = match result {
             Ok(v) => Outcome {
                 success: true,
@@ -269,16 +325,19 @@ impl Daemon {
                 &outcome.error_name
             }
         );
-        {
-            let mut inner = self.lock();
-            inner.facts.last_error = (!outcome.success && !is_cancel(&outcome.error_name))
-                .then(|| (outcome.error_name.clone(), outcome.error_message.clone()));
-        }
-        txn.finish(outcome);
-        let _ = pump.await;
+        // Every phase reaches the watchers first, then the final state is settled (host
+        // status, last error, no active transaction), then Finished goes out.
+        transaction::publish_pending(&self.conn, &txn, &on_phase).await;
+        self.refresh_host().await;
         self.clear_in_flight();
         let stale = {
             let mut inner = self.lock();
+            if outcome.success {
+                inner.facts.last_error = None;
+            } else if !is_cancel(&outcome.error_name) {
+                inner.facts.last_error =
+                    Some((outcome.error_name.clone(), outcome.error_message.clone()));
+            }
             inner.active = None;
             inner.last_activity = Instant::now();
             inner.finished.push_back(txn.path.clone());
@@ -288,6 +347,9 @@ impl Daemon {
                 None
             }
         };
+        self.publish().await;
+        txn.finish(outcome);
+        let _ = pump.await;
         if let Some(stale) = stale {
             let _ = self
                 .conn
@@ -295,7 +357,6 @@ impl Daemon {
                 .remove::<TransactionObject, _>(stale.as_str())
                 .await;
         }
-        self.refresh().await;
     }
 
     fn mark_in_flight(&self, txn: &TxnShared) {
@@ -344,7 +405,8 @@ impl Daemon {
 
     fn idle_for(&self) -> Option<Duration> {
         let inner = self.lock();
-        (inner.active.is_none() && inner.clients.is_empty()).then(|| inner.last_activity.elapsed())
+        (inner.active.is_none() && inner.clients.is_empty() && inner.calls_in_flight == 0)
+            .then(|| inner.last_activity.elapsed())
     }
 }
 
@@ -389,8 +451,11 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
             finished: VecDeque::new(),
             clients: HashSet::new(),
             last_activity: Instant::now(),
+            calls_in_flight: 0,
+            quick_call: None,
             published: HashMap::new(),
         }),
+        publishing: tokio::sync::Mutex::new(()),
     });
     daemon.recover_in_flight();
     daemon.refresh().await;
@@ -467,7 +532,11 @@ impl Daemon {
     /// Reboots into the default deployment: emulated for a sysroot that is not the running
     /// system, through logind otherwise (ostree finalizes a staged deployment on the way down).
     pub async fn reboot_system(&self) -> Result<(), BusError> {
-        let emulated = self.facts().host.is_some_and(|h| h.status.berth.emulated);
+        // Ask the sysroot itself: a stale or missing status must never reboot the host.
+        let engine = self.engine.clone();
+        let emulated = tokio::task::spawn_blocking(move || engine.is_emulated())
+            .await
+            .map_err(|e| BusError::failed(format!("worker failed: {e}")))??;
         if emulated {
             let engine = self.engine.clone();
             tokio::task::spawn_blocking(move || engine.reboot())

@@ -64,7 +64,7 @@ fn with_reboot(action: Action, reboot: bool) -> Vec<Action> {
 impl ManagerObject {
     /// bootc-compatible host status as JSON. Needs no authorization.
     async fn get_status(&self) -> Result<String, BusError> {
-        self.d.touch();
+        let _call = self.d.call();
         let engine = self.d.engine.clone();
         let host = blocking(move || engine.status()).await?;
         serde_json::to_string(&host).map_err(|e| BusError::failed(e.to_string()))
@@ -75,6 +75,7 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         Flags::parse(&options, &[])?;
         self.start_check(&hdr).await
     }
@@ -84,6 +85,7 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         let f = Flags::parse(
             &options,
             &["download-only", "from-downloaded", "reboot", "automatic"],
@@ -99,6 +101,11 @@ impl ManagerObject {
             ));
         }
         if f.bool("automatic")? {
+            if opts.download_only || opts.from_downloaded || reboot {
+                return Err(BusError::invalid_args(
+                    "automatic takes no other options: the configured policy decides",
+                ));
+            }
             // The configured policy decides how far an automatic update goes.
             match self.d.facts().automatic_updates.as_str() {
                 "check" => return self.start_check(&hdr).await,
@@ -111,9 +118,12 @@ impl ManagerObject {
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
-                let outcome = engine.update(opts, progress, &cancel).await?;
-                if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
-                    d.reboot_system().await?;
+                let outcome = engine.update(opts, progress.clone(), &cancel).await?;
+                if reboot
+                    && (matches!(outcome, UpdateOutcome::Staged { .. })
+                        || has_staged(&engine).await?)
+                {
+                    reboot_now(&d, &progress, &cancel).await?;
                 }
                 Ok(json(&outcome))
             }
@@ -138,15 +148,16 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         let image = ImageRef::parse(&image)?;
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
         let key = format!("switch {image} reboot={reboot}");
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
-                let outcome = engine.switch(&image, progress, &cancel).await?;
+                let outcome = engine.switch(&image, progress.clone(), &cancel).await?;
                 if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
-                    d.reboot_system().await?;
+                    reboot_now(&d, &progress, &cancel).await?;
                 }
                 Ok(json(&outcome))
             }
@@ -170,14 +181,16 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
-        let work: Work = Box::new(move |progress, _cancel| {
+        let work: Work = Box::new(move |progress, cancel| {
             async move {
                 progress(&staging("rolling back"));
+                cancel.check()?;
                 blocking(move || engine.rollback()).await?;
                 if reboot {
-                    d.reboot_system().await?;
+                    reboot_now(&d, &progress, &cancel).await?;
                 }
                 Ok(serde_json::json!({}))
             }
@@ -197,14 +210,16 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
-        let work: Work = Box::new(move |progress, _cancel| {
+        let work: Work = Box::new(move |progress, cancel| {
             async move {
                 progress(&staging("preparing the factory reset"));
+                cancel.check()?;
                 let stateroot = blocking(move || engine.factory_reset()).await?;
                 if reboot {
-                    d.reboot_system().await?;
+                    reboot_now(&d, &progress, &cancel).await?;
                 }
                 Ok(serde_json::json!({ "stateroot": stateroot }))
             }
@@ -224,13 +239,15 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
         Flags::parse(&options, &[])?;
         let engine = self.d.engine.clone();
-        let work: Work = Box::new(move |progress, _cancel| {
+        let work: Work = Box::new(move |progress, cancel| {
             async move {
                 let mut p = staging("removing what nothing needs");
                 p.phase = berth_engine::Phase::Cleanup;
                 progress(&p);
+                cancel.check()?;
                 Ok(json(&blocking(move || engine.cleanup()).await?))
             }
             .boxed()
@@ -249,10 +266,12 @@ impl ManagerObject {
     }
 
     async fn pin(&self, index: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
+        let _call = self.d.call();
         self.set_pinned(&hdr, index, true).await
     }
 
     async fn unpin(&self, index: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
+        let _call = self.d.call();
         self.set_pinned(&hdr, index, false).await
     }
 
@@ -261,10 +280,10 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), BusError> {
+        let _call = self.d.call();
         Flags::parse(&options, &[])?;
         self.d.authority.authorize(&hdr, &[Action::Reboot]).await?;
-        self.d.ensure_idle()?;
-        self.d.touch();
+        let _slot = self.d.quick("reboot")?;
         let r = self.d.reboot_system().await;
         self.d.refresh().await;
         r
@@ -275,6 +294,7 @@ impl ManagerObject {
         settings: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), BusError> {
+        let _call = self.d.call();
         let f = Flags::parse(&settings, &["automatic-updates"])?;
         let policy = f.string("automatic-updates")?;
         if let Some(p) = &policy {
@@ -284,7 +304,6 @@ impl ManagerObject {
             .authority
             .authorize(&hdr, &[Action::Configure])
             .await?;
-        self.d.touch();
         if let Some(p) = policy {
             crate::settings::store(&self.d.settings_path, &p)?;
             self.d.set_automatic_updates(&p);
@@ -298,10 +317,10 @@ impl ManagerObject {
         options: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), BusError> {
+        let _call = self.d.call();
         Flags::parse(&options, &[])?;
         let sender = hdr.sender().ok_or_else(|| BusError::failed("no sender"))?;
         self.d.register_client(sender.as_str());
-        self.d.touch();
         Ok(())
     }
 
@@ -309,7 +328,6 @@ impl ManagerObject {
         if let Some(sender) = hdr.sender() {
             self.d.unregister_client(sender.as_str());
         }
-        self.d.touch();
         Ok(())
     }
 
@@ -366,12 +384,16 @@ impl ManagerObject {
 impl ManagerObject {
     async fn start_check(&self, hdr: &Header<'_>) -> Result<OwnedObjectPath, BusError> {
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
-        let work: Work = Box::new(move |progress, _cancel| {
+        let work: Work = Box::new(move |progress, cancel| {
             async move {
                 let mut p = staging("checking for updates");
                 p.phase = berth_engine::Phase::Checking;
                 progress(&p);
-                let result = engine.check(None).await?;
+                // A check only talks to the registry: a cancel simply abandons it.
+                let result = tokio::select! {
+                    r = engine.check(None) => r?,
+                    _ = cancelled(&cancel) => return Err(berth_engine::Error::Cancelled.into()),
+                };
                 d.set_check(result.clone());
                 Ok(json(&result))
             }
@@ -386,13 +408,39 @@ impl ManagerObject {
 
     async fn set_pinned(&self, hdr: &Header<'_>, index: u32, pinned: bool) -> Result<(), BusError> {
         self.d.authority.authorize(hdr, &[Action::Pin]).await?;
-        self.d.ensure_idle()?;
-        self.d.touch();
+        let _slot = self.d.quick(if pinned { "pin" } else { "unpin" })?;
         let engine = self.d.engine.clone();
         let r = blocking(move || engine.set_pinned(index as usize, pinned)).await;
         self.d.refresh().await;
         r
     }
+}
+
+/// Resolves once `cancel` is set.
+async fn cancelled(cancel: &berth_engine::Cancel) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn has_staged(engine: &berth_engine::Engine) -> Result<bool, BusError> {
+    let engine = engine.clone();
+    Ok(blocking(move || engine.status())
+        .await?
+        .status
+        .staged
+        .is_some())
+}
+
+/// The reboot a transaction asked for: the last point where a cancel still counts.
+async fn reboot_now(
+    d: &Daemon,
+    progress: &berth_engine::ProgressFn,
+    cancel: &berth_engine::Cancel,
+) -> Result<(), BusError> {
+    cancel.check()?;
+    progress(&staging("rebooting"));
+    d.reboot_system().await
 }
 
 /// A progress event for steps without bytes.

@@ -89,6 +89,8 @@ pub struct TxnShared {
     progress: Mutex<Pending>,
     outcome: Mutex<Option<Outcome>>,
     changed: Notify,
+    /// Held while publishing, with the last phase published: signals go out in order.
+    emitting: tokio::sync::Mutex<String>,
 }
 
 impl TxnShared {
@@ -113,6 +115,7 @@ impl TxnShared {
             }),
             outcome: Mutex::new(None),
             changed: Notify::new(),
+            emitting: tokio::sync::Mutex::new(String::new()),
         })
     }
 
@@ -206,26 +209,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Something to call with each phase published, so the Manager's State can follow it.
+pub type OnPhase = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// Publishes a transaction's progress until it has finished; returns after `Finished`.
-/// `on_phase` hears every phase published, so the Manager's State can follow each one.
-pub async fn pump(
-    conn: Connection,
-    txn: Arc<TxnShared>,
-    on_phase: impl Fn(String) -> BoxFuture<'static, ()> + Send,
-) {
-    let mut last_phase = String::new();
+pub async fn pump(conn: Connection, txn: Arc<TxnShared>, on_phase: OnPhase) {
     loop {
         let notified = txn.changed.notified();
         let finished = txn.outcome();
-        for snap in txn.take_changed() {
-            if let Err(e) = publish_progress(&conn, &txn.path, &snap).await {
-                tracing::warn!("cannot emit progress for {}: {e}", txn.path);
-            }
-            if snap.phase != last_phase {
-                last_phase = snap.phase.clone();
-                on_phase(snap.phase).await;
-            }
-        }
+        publish_pending(&conn, &txn, &on_phase).await;
         if let Some(outcome) = finished {
             if let Err(e) = publish_finished(&conn, &txn.path, &outcome).await {
                 tracing::warn!("cannot emit Finished for {}: {e}", txn.path);
@@ -235,6 +227,21 @@ pub async fn pump(
         notified.await;
         // Coalesce bursts: at most one publish per interval.
         tokio::time::sleep(PUBLISH_INTERVAL).await;
+    }
+}
+
+/// Publishes what changed since the last publish, now (the pump, and the daemon once the
+/// work is done, so every phase reaches the watchers before the final state).
+pub async fn publish_pending(conn: &Connection, txn: &TxnShared, on_phase: &OnPhase) {
+    let mut last_phase = txn.emitting.lock().await;
+    for snap in txn.take_changed() {
+        if let Err(e) = publish_progress(conn, &txn.path, &snap).await {
+            tracing::warn!("cannot emit progress for {}: {e}", txn.path);
+        }
+        if snap.phase != *last_phase {
+            *last_phase = snap.phase.clone();
+            on_phase(snap.phase).await;
+        }
     }
 }
 

@@ -1,7 +1,15 @@
 #!/bin/bash
-# README's test command: every test Berth has, against real parts (see tests/README.md).
+# README's test command: every test Berth has, against real parts (see README.md, "The two
+# commands"): formatting and lints, the unit and integration tests (real registry, ostree
+# sysroots, private buses with real polkitd), then the VM end-to-end tests when this machine
+# has QEMU and debootstrap (.ci/install-deps installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 tests/run-engine-tests.sh
+if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null; then
+  tests/vm/run.sh
+else
+  echo "vm: skipped (no qemu-system-x86_64 or debootstrap: run .ci/install-deps)"
+fi

@@ -1,0 +1,157 @@
+# Berth's VM harness, sourced by tests/vm/run.sh and tests/vm/demo.sh. Runs inside a private
+# mount namespace on a private tmpfs ($W). Builds the test OS images v1..v3 with podman from
+# the cached base, pushes them to a docker-registry on 127.0.0.1, installs v1 into a disk
+# image with berthd, and boots it under QEMU (TCG) acting as the bootloader: it reads the BLS
+# entries from the powered-off disk with debugfs and boots the chosen one.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${W:?W (the work directory) must be set}"
+PIDS=()
+BIN=${BERTH_BIN:-$REPO/target/debug}
+VM_MEM=${VM_MEM:-1536}
+VM_TIMEOUT=${VM_TIMEOUT:-300}
+
+vm_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+# The registry, reachable as registry.berth.test:$PORT from the host (a private /etc/hosts in
+# this namespace) and from the guest (its /etc/hosts points the name at QEMU's 10.0.2.2).
+vm_start_registry() {
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  REGISTRY=registry.berth.test:$PORT
+  { cat /etc/hosts; printf '127.0.0.1\tregistry.berth.test\n'; } > "$W/hosts"
+  mount --bind "$W/hosts" /etc/hosts
+  printf 'version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s/registry}\nhttp: {addr: 127.0.0.1:%s}\n' "$W" "$PORT" > "$W/registry.yml"
+  docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf "http://$REGISTRY/v2/" >/dev/null && return 0; sleep 0.1; done
+  echo "registry did not start" >&2; return 1
+}
+
+PODMAN=(podman --root "$W/containers" --runroot "$W/containers-run" --storage-driver=vfs)
+
+# vm_build_images: v1, v2 and v3 (v3 has a service that fails at boot).
+vm_build_images() {
+  local base ctx=$W/ctx
+  base=$("$REPO/tests/vm/build-base.sh")
+  mkdir -p "$ctx"
+  ln -f "$base" "$ctx/base.tar" 2>/dev/null || cp "$base" "$ctx/base.tar"
+  # Without debug info: the binaries go into every image version.
+  strip -o "$ctx/berthd" "$BIN/berthd"
+  strip -o "$ctx/berth" "$BIN/berth"
+  cp "$REPO"/dbus/org.berth.Berth1.conf "$REPO"/dbus/org.berth.Berth1.service \
+     "$REPO"/dbus/berthd.service "$REPO"/dbus/berth-automatic-update.service \
+     "$REPO"/dbus/berth-automatic-update.timer "$REPO"/dbus/berth.tmpfiles.conf \
+     "$REPO"/polkit/org.berth.berth1.policy "$ctx/"
+  cp -a "$REPO/tests/vm/guest" "$ctx/guest"
+  local v broken
+  for v in 1 2 3; do
+    broken=0; [ "$v" = 3 ] && broken=1
+    say "podman build: the test OS, version $v"
+    "${PODMAN[@]}" build -q --isolation=chroot --build-arg "REGISTRY=$REGISTRY" \
+      --build-arg "VERSION=$v" --build-arg "BROKEN=$broken" \
+      -t "berth-vm:$v" -f "$REPO/tests/vm/Containerfile" "$ctx" >"$W/build-$v.log" 2>&1 \
+      || { tail -30 "$W/build-$v.log" >&2; return 1; }
+    "${PODMAN[@]}" push -q --tls-verify=false "berth-vm:$v" "docker://$REGISTRY/berth/vm:$v" \
+      >>"$W/build-$v.log" 2>&1 || { tail -30 "$W/build-$v.log" >&2; return 1; }
+  done
+}
+
+# vm_publish VERSION: the image the machines follow (":stable") becomes VERSION.
+vm_publish() {
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$REGISTRY/berth/vm:$1" "docker://$REGISTRY/berth/vm:stable"
+}
+
+# vm_install_disk: berthd installs :stable into a sysroot directory, packed as an ext4 disk.
+vm_install_disk() {
+  printf 'insecure-registries = ["%s"]\n' "$REGISTRY" > "$W/host-berth.toml"
+  # Deployments stay mutable on the host's tmpfs (ostree would chattr +i them); the guest's
+  # own ostree protects the ones it writes.
+  OSTREE_SYSROOT_DEBUG=mutable-deployments \
+  "$BIN/berthd" --config "$W/host-berth.toml" --sysroot "$W/sysroot" install \
+    "$REGISTRY/berth/vm:stable" --stateroot berth \
+    --karg root=/dev/vda --karg rw --karg console=ttyS0 --karg quiet >"$W/install.log" 2>&1 \
+    || { cat "$W/install.log" >&2; return 1; }
+  mkfs.ext4 -q -F -L root -d "$W/sysroot" "$W/disk.img" 6G
+}
+
+# vm_entries: "version path" of each BLS entry on the disk, highest version (the default) first.
+vm_entries() {
+  local loader e dir=$W/bls
+  rm -rf "$dir"; mkdir -p "$dir"
+  loader=$(debugfs -R 'stat /boot/loader' "$W/disk.img" 2>/dev/null | sed -n 's/^Fast link dest: "\(.*\)"/\1/p')
+  for e in $(debugfs -R "ls -p /boot/$loader/entries" "$W/disk.img" 2>/dev/null | awk -F/ '$6 ~ /\.conf$/ {print $6}'); do
+    debugfs -R "cat /boot/$loader/entries/$e" "$W/disk.img" 2>/dev/null > "$dir/$e"
+  done
+  for f in "$dir"/*.conf; do echo "$(awk '$1=="version"{print $2}' "$f") $f"; done | sort -rn
+}
+
+# vm_kernel [default|rollback]: extracts the chosen entry's kernel (as an uncompressed ELF:
+# TCG then skips the slow in-guest xz unpack) and initrd into $W/bls; prints its options.
+vm_kernel() {
+  local which=${1:-default} pick dir=$W/bls
+  if [ "$which" = rollback ]; then pick=$(vm_entries | sed -n 2p | cut -d' ' -f2)
+  else pick=$(vm_entries | sed -n 1p | cut -d' ' -f2); fi
+  [ -n "$pick" ] || { echo "no boot entry on the disk" >&2; return 1; }
+  local linux initrd
+  linux=$(awk '$1=="linux"{print $2}' "$pick"); initrd=$(awk '$1=="initrd"{print $2}' "$pick")
+  debugfs -R "dump /boot$linux $dir/vmlinuz" "$W/disk.img" 2>/dev/null
+  debugfs -R "dump /boot$initrd $dir/initrd" "$W/disk.img" 2>/dev/null
+  python3 - "$dir/vmlinuz" "$dir/vmlinux" <<'EOP'
+import lzma, sys
+d = open(sys.argv[1], 'rb').read(); i = d.find(b'\xfd7zXZ\x00')
+open(sys.argv[2], 'wb').write(lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(d[i:]))
+EOP
+  sed -n 's/^options //p' "$pick"
+}
+
+# The QEMU command line shared by the tests and the demo (TCG: this machine's KVM cannot run
+# stock kernels), with the kernel and initrd vm_kernel extracted. It execs: run it in a
+# subshell, whose PID is then QEMU's.
+vm_qemu() {
+  local opts=$1; shift
+  exec qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
+    -nographic -no-reboot \
+    -kernel "$W/bls/vmlinux" -initrd "$W/bls/initrd" -append "$opts" \
+    -drive "file=$W/disk.img,format=raw,if=virtio,cache=unsafe" \
+    -netdev "user,id=n0${VM_HOSTFWD:+,hostfwd=$VM_HOSTFWD}" -device virtio-net-pci,netdev=n0 \
+    -virtfs "local,path=$W/share,mount_tag=test,security_model=none,readonly=on" "$@"
+}
+
+# vm_boot LOG [rollback] [KILL_AFTER_MARKER KILL_DELAY]: boots the default BLS entry (or the
+# rollback one) with /work step.sh shared over 9p; returns when the guest powers off, or kills
+# QEMU (a power cut) KILL_DELAY seconds after KILL_AFTER_MARKER appears on the serial console.
+vm_boot() {
+  local log=$1 which=${2:-default} kill_marker=${3:-} kill_delay=${4:-0}
+  local opts
+  opts=$(vm_kernel "$which")
+  mkdir -p "$W/share"
+  : > "$log"
+  (vm_qemu "$opts" -monitor none -serial "file:$log" </dev/null >/dev/null 2>&1) &
+  local qemu=$! start=$SECONDS
+  PIDS+=($qemu)
+  while kill -0 "$qemu" 2>/dev/null; do
+    if [ -n "$kill_marker" ] && grep -aq -- "$kill_marker" "$log"; then
+      sleep "$kill_delay"
+      kill -9 "$qemu" 2>/dev/null && echo "power cut ${kill_delay}s after '$kill_marker'" >&2
+      break
+    fi
+    if [ $((SECONDS - start)) -gt "$VM_TIMEOUT" ]; then
+      kill -9 "$qemu" 2>/dev/null; echo "VM timed out after ${VM_TIMEOUT}s" >&2; break
+    fi
+    sleep 0.1
+  done
+  wait "$qemu" 2>/dev/null || true
+}
+
+# vm_step 'shell commands': what the guest agent runs at the next boot.
+vm_step() { mkdir -p "$W/share"; printf '%s\n' "$1" > "$W/share/step.sh"; }
+
+# vm_guest_file PATH: a file from the powered-off disk (the guest's /var is
+# /ostree/deploy/berth/var on disk).
+vm_guest_file() { debugfs -R "cat $1" "$W/disk.img" 2>/dev/null; }

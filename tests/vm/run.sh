@@ -1,0 +1,182 @@
+#!/bin/bash
+# Berth end to end in a real VM: the test OS (tests/vm/Containerfile) as OCI images v1, v2, v3
+# in a local registry, v1 installed into a disk image by berthd, booted under QEMU (TCG) with
+# this script as the bootloader. Scenarios, each checked inside the guest and on the disk:
+#   1 update v1 -> v2 as root; /etc edits and /var data survive
+#   2 rollback to v1
+#   3 polkit refuses an unprivileged user's update until a rule grants it
+#   4 factory reset: /etc edits and /var data gone, the image's defaults back
+#   5 a broken v3 (a failing service) is rolled back
+#   6 power cuts during the update and during the shutdown that finalizes it: every next boot
+#     is complete v1 or v2 with a clean `ostree fsck`, and a new update then succeeds
+# Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
+# is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
+# Prints "vm: N passed, N failed"; exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+if [ "${1:-}" != "--inside" ]; then
+  [ -x target/debug/berthd ] && [ -x target/debug/berth ] || cargo build --locked -q -p berthd -p berth
+  exec unshare --mount --propagation private "$0" --inside "$@"
+fi
+W=$(mktemp -d /tmp/berth-vm.XXXXXX)
+mount -t tmpfs -o size=16g,mode=0755 berth-vm "$W"
+. tests/vm/lib.sh
+KEEP=${KEEP_VM_LOGS:-}
+finish() {
+  vm_cleanup
+  if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$W"/*.log "$KEEP"/ 2>/dev/null || true; fi
+  umount -l "$W" 2>/dev/null || true; rmdir "$W" 2>/dev/null || true
+}
+trap finish EXIT
+
+PASS=0 FAIL=0
+check() { # check DESC LOG REGEX
+  if grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
+  else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1)); grep -a 'BERTH\|RESULT\|berth:' "$2" | tail -20 | sed 's/^/    /'; fi
+}
+boot() { # boot NAME [args for vm_boot...] -> $W/NAME.log
+  local name=$1; shift
+  local t0=$SECONDS
+  vm_boot "$W/$name.log" "$@"
+  echo "   ($name: $((SECONDS - t0)) s of VM time)" >&2
+}
+
+say "Registry, images v1..v3 (podman), v1 installed into a disk"
+vm_start_registry
+vm_build_images
+vm_publish 1
+vm_install_disk
+
+say "1: boot v1; as root, berth update pulls v2 and stages it; reboot into v2"
+vm_publish 2
+vm_step 'ip -brief addr; ip route; getent hosts registry.berth.test; systemctl is-active systemd-networkd-wait-online.service network-online.target
+echo "edited-on-v1" > /etc/berth-test-local.conf
+sed -i "s/^setting=.*/setting=local-edit/" /etc/berth-test.conf
+mkdir -p /var/lib/berth-test && echo "data-from-v1" > /var/lib/berth-test/data
+berth check; echo "RESULT check-rc=$?"
+berth update; echo "RESULT update-rc=$?"
+berth status
+ostree admin status'
+boot 1-update
+check "v1 booted" "$W/1-update.log" 'BERTH-BOOTED version=1'
+check "check finds v2 (exit 100)" "$W/1-update.log" 'RESULT check-rc=100'
+check "update staged v2" "$W/1-update.log" 'Version 2 is staged'
+check "update exit 0" "$W/1-update.log" 'RESULT update-rc=0'
+[ "${VM_STOP_AFTER:-}" = 1 ] && { cat "$W/1-update.log"; exit 1; }
+vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"
+echo "RESULT etc-merged=$(cat /etc/berth-test.conf)"
+echo "RESULT var-data=$(cat /var/lib/berth-test/data)"
+berth status --json > /var/lib/berth-test/status.json; echo "RESULT status-rc=$?"
+ostree admin status
+findmnt -o TARGET,OPTIONS /boot /sysroot /usr
+berth rollback; echo "RESULT rollback-rc=$?"'
+boot 2-on-v2
+check "v2 booted after the update" "$W/2-on-v2.log" 'BERTH-BOOTED version=2'
+check "/etc edit made on v1 survived" "$W/2-on-v2.log" 'RESULT etc-edit=edited-on-v1'
+check "/etc 3-way merge kept the local change" "$W/2-on-v2.log" 'RESULT etc-merged=setting=local-edit'
+check "/var data survived" "$W/2-on-v2.log" 'RESULT var-data=data-from-v1'
+vm_guest_file /ostree/deploy/berth/var/lib/berth-test/status.json > "$W/status.json"
+check "berth status --json (read from the disk) says v2 is booted" "$W/status.json" '"booted":\{"image":\{"image":\{"image":"[^"]*/berth/vm:stable".*"version":"2"'
+
+say "2: berth rollback; reboot; back on v1"
+check "rollback exit 0" "$W/2-on-v2.log" 'RESULT rollback-rc=0'
+vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"
+runuser -u alice -- berth --no-ask-password update; echo "RESULT alice-update-rc=$?"
+runuser -u alice -- berth status >/dev/null; echo "RESULT alice-status-rc=$?"
+cat > /etc/polkit-1/rules.d/50-alice-updates.rules <<EOF
+polkit.addRule(function(action, subject) {
+  if (action.id == "org.berth.berth1.update" && subject.user == "alice") return polkit.Result.YES;
+});
+EOF
+sleep 2
+runuser -u alice -- berth --no-ask-password update; echo "RESULT alice-update-with-rule-rc=$?"
+runuser -u alice -- berth --no-ask-password rollback; echo "RESULT alice-rollback-rc=$?"'
+boot 3-on-v1
+check "v1 booted after the rollback" "$W/3-on-v1.log" 'BERTH-BOOTED version=1'
+
+say "3: polkit: alice may read status, may not update, until a rule grants it"
+check "alice reads status" "$W/3-on-v1.log" 'RESULT alice-status-rc=0'
+check "alice refused update (exit 8)" "$W/3-on-v1.log" 'RESULT alice-update-rc=8'
+check "alice updates with the rule" "$W/3-on-v1.log" 'RESULT alice-update-with-rule-rc=0'
+check "the rule grants update only, not rollback" "$W/3-on-v1.log" 'RESULT alice-rollback-rc=8'
+
+say "4: factory reset; reboot; local /etc and /var state gone"
+vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf 2>/dev/null || echo absent)"
+echo "RESULT var-data=$(cat /var/lib/berth-test/data 2>/dev/null || echo absent)"
+berth reset; echo "RESULT reset-rc=$?"'
+boot 4-before-reset
+check "v2 booted (alice staged it)" "$W/4-before-reset.log" 'BERTH-BOOTED version=2'
+check "state still there before the reset" "$W/4-before-reset.log" 'RESULT var-data=data-from-v1'
+check "reset exit 0" "$W/4-before-reset.log" 'RESULT reset-rc=0'
+vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf 2>/dev/null || echo absent)"
+echo "RESULT etc-default=$(cat /etc/berth-test.conf)"
+echo "RESULT var-data=$(cat /var/lib/berth-test/data 2>/dev/null || echo absent)"
+echo "RESULT rule=$(ls /etc/polkit-1/rules.d/50-alice-updates.rules 2>/dev/null || echo absent)"
+echo "RESULT alice-home=$(test -d /var/home/alice && echo present)"
+ostree admin status'
+boot 5-after-reset
+check "v2 booted after the reset" "$W/5-after-reset.log" 'BERTH-BOOTED version=2'
+check "/etc edit gone" "$W/5-after-reset.log" 'RESULT etc-edit=absent'
+check "/etc back to the image default" "$W/5-after-reset.log" 'RESULT etc-default=setting=default-v2'
+check "/var data gone" "$W/5-after-reset.log" 'RESULT var-data=absent'
+check "polkit rule gone" "$W/5-after-reset.log" 'RESULT rule=absent'
+check "/var seeded from the image" "$W/5-after-reset.log" 'RESULT alice-home=present'
+
+say "5: a broken v3 (a service fails at boot) is rolled back"
+vm_publish 3
+vm_step 'berth update; echo "RESULT update-rc=$?"'
+boot 6-update-to-v3
+check "update to v3 exit 0" "$W/6-update-to-v3.log" 'RESULT update-rc=0'
+vm_step 'echo "RESULT broken=$(systemctl is-failed berth-test-broken.service)"
+echo "RESULT system=$(systemctl is-system-running)"
+berth rollback; echo "RESULT rollback-rc=$?"'
+boot 7-on-v3
+check "v3 booted" "$W/7-on-v3.log" 'BERTH-BOOTED version=3'
+check "its service failed" "$W/7-on-v3.log" 'RESULT broken=failed'
+check "rollback from v3 exit 0" "$W/7-on-v3.log" 'RESULT rollback-rc=0'
+vm_step 'echo "RESULT broken=$(systemctl is-failed berth-test-broken.service || true)"
+echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"'
+boot 8-after-v3
+check "back on v2" "$W/8-after-v3.log" 'BERTH-BOOTED version=2'
+check "no failed service" "$W/8-after-v3.log" 'RESULT broken=(inactive|active)'
+
+say "6: power cuts during an update (v2 -> v1 published as :stable) and its finalization"
+vm_publish 1
+VERIFY='v=$(cat /usr/lib/berth-test-version)
+st=$(berth status --json)
+echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"
+booted=${st#*\"booted\":}; booted=${booted%%\"rollback\":*}
+case "$booted" in *"\"version\":\"$v\""*) echo "RESULT consistent=yes";; *) echo "RESULT consistent=no $st";; esac
+ostree admin status'
+UPDATE='echo BERTH-UPDATE-START; berth update; echo "RESULT update-rc=$?"'
+n=0
+# The first three cut the update itself (checking, pulling and importing, staging: how far
+# each got depends on the machine); the last two cut the shutdown that finalizes the staged
+# deployment (ostree-finalize-staged writes the boot entries).
+for cut in "BERTH-UPDATE-START 0.5" "BERTH-UPDATE-START 3" "BERTH-UPDATE-START 8" \
+           "BERTH-STEP-END 0.5" "BERTH-STEP-END 3"; do
+  n=$((n + 1))
+  vm_step "$VERIFY
+$UPDATE"
+  # shellcheck disable=SC2086
+  boot "9-cut-$n" default $cut
+  vm_step "$VERIFY"
+  boot "9-after-cut-$n"
+  echo "   cut $n: the update got to: $(grep -ao '[0-9]*%  [a-z]*  [^[]*' "$W/9-cut-$n.log" | tail -1 | tr -d '\r\033' | cut -c1-60);" \
+    "the next boot: $(grep -ao 'BERTH-BOOTED version=[0-9]*' "$W/9-after-cut-$n.log")" >&2
+  check "cut $n ($cut): next boot is v1 or v2" "$W/9-after-cut-$n.log" 'BERTH-BOOTED version=[12] '
+  check "cut $n: booted tree matches its deployment" "$W/9-after-cut-$n.log" 'RESULT consistent=yes'
+  check "cut $n: ostree fsck clean" "$W/9-after-cut-$n.log" 'RESULT fsck=0'
+done
+vm_step "$VERIFY
+$UPDATE"
+boot 10-update-after-cuts
+check "an update after the cuts succeeds (or finds v1 already there)" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
+vm_step "$VERIFY"
+boot 11-final
+check "final boot is v1, complete" "$W/11-final.log" 'BERTH-BOOTED version=1 '
+check "final: consistent" "$W/11-final.log" 'RESULT consistent=yes'
+
+echo "vm: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

@@ -34,7 +34,7 @@ vm_start_registry() {
 
 PODMAN=(podman --root "$W/containers" --runroot "$W/containers-run" --storage-driver=vfs)
 
-# vm_build_images: v1, v2 and v3 (v3 has a service that fails at boot).
+# vm_build_images: v1, v2, v3 (a service that fails at boot) and v4 (a 48 MB layer).
 vm_build_images() {
   local base ctx=$W/ctx
   base=$("$REPO/tests/vm/build-base.sh")
@@ -48,12 +48,13 @@ vm_build_images() {
      "$REPO"/dbus/berth-automatic-update.timer "$REPO"/dbus/berth.tmpfiles.conf \
      "$REPO"/polkit/org.berth.berth1.policy "$ctx/"
   cp -a "$REPO/tests/vm/guest" "$ctx/guest"
-  local v broken
-  for v in 1 2 3; do
+  local v broken big
+  for v in 1 2 3 4; do
     broken=0; [ "$v" = 3 ] && broken=1
+    big=0; [ "$v" = 4 ] && big=1
     say "podman build: the test OS, version $v"
     "${PODMAN[@]}" build -q --isolation=chroot --build-arg "REGISTRY=$REGISTRY" \
-      --build-arg "VERSION=$v" --build-arg "BROKEN=$broken" \
+      --build-arg "VERSION=$v" --build-arg "BROKEN=$broken" --build-arg "BIG=$big" \
       -t "berth-vm:$v" -f "$REPO/tests/vm/Containerfile" "$ctx" >"$W/build-$v.log" 2>&1 \
       || { tail -30 "$W/build-$v.log" >&2; return 1; }
     "${PODMAN[@]}" push -q --tls-verify=false "berth-vm:$v" "docker://$REGISTRY/berth/vm:$v" \

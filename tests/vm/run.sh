@@ -7,8 +7,8 @@
 #   3 polkit refuses an unprivileged user's update until a rule grants it
 #   4 factory reset: /etc edits and /var data gone, the image's defaults back
 #   5 a broken v3 (a failing service) is rolled back
-#   6 power cuts during the update and during the shutdown that finalizes it: every next boot
-#     is complete v1 or v2 with a clean `ostree fsck`, and a new update then succeeds
+#   6 power cuts during an update to v4 and during the shutdown that finalizes it: every next
+#     boot is complete v2 or v4 with a clean `ostree fsck`, and a new update then succeeds
 # Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
 # is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
 # Prints "vm: N passed, N failed"; exits non-zero on any failure.
@@ -141,8 +141,8 @@ boot 8-after-v3
 check "back on v2" "$W/8-after-v3.log" 'BERTH-BOOTED version=2'
 check "no failed service" "$W/8-after-v3.log" 'RESULT broken=(inactive|active)'
 
-say "6: power cuts during an update (v2 -> v1 published as :stable) and its finalization"
-vm_publish 1
+say "6: power cuts during an update to v4 (a 48 MB layer) and during its finalization"
+vm_publish 4
 VERIFY='v=$(cat /usr/lib/berth-test-version)
 st=$(berth status --json)
 echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"
@@ -151,11 +151,11 @@ case "$booted" in *"\"version\":\"$v\""*) echo "RESULT consistent=yes";; *) echo
 ostree admin status'
 UPDATE='echo BERTH-UPDATE-START; berth update; echo "RESULT update-rc=$?"'
 n=0
-# The first three cut the update itself (checking, pulling and importing, staging: how far
-# each got depends on the machine); the last two cut the shutdown that finalizes the staged
-# deployment (ostree-finalize-staged writes the boot entries).
-for cut in "BERTH-UPDATE-START 0.5" "BERTH-UPDATE-START 3" "BERTH-UPDATE-START 8" \
-           "BERTH-STEP-END 0.5" "BERTH-STEP-END 3"; do
+# The first four cut the update itself (checking, downloading, importing, staging: how far
+# each got depends on the machine, and is printed); the last two cut the shutdown that
+# finalizes the staged deployment (ostree-finalize-staged writes the boot entries).
+for cut in "BERTH-UPDATE-START 1" "BERTH-UPDATE-START 4" "BERTH-UPDATE-START 10" \
+           "BERTH-UPDATE-START 20" "BERTH-STEP-END 1" "BERTH-STEP-END 4"; do
   n=$((n + 1))
   vm_step "$VERIFY
 $UPDATE"
@@ -165,17 +165,17 @@ $UPDATE"
   boot "9-after-cut-$n"
   echo "   cut $n: the update got to: $(grep -ao '[0-9]*%  [a-z]*  [^[]*' "$W/9-cut-$n.log" | tail -1 | tr -d '\r\033' | cut -c1-60);" \
     "the next boot: $(grep -ao 'BERTH-BOOTED version=[0-9]*' "$W/9-after-cut-$n.log")" >&2
-  check "cut $n ($cut): next boot is v1 or v2" "$W/9-after-cut-$n.log" 'BERTH-BOOTED version=[12] '
+  check "cut $n ($cut): next boot is the old v2 or the new v4" "$W/9-after-cut-$n.log" 'BERTH-BOOTED version=[24] '
   check "cut $n: booted tree matches its deployment" "$W/9-after-cut-$n.log" 'RESULT consistent=yes'
   check "cut $n: ostree fsck clean" "$W/9-after-cut-$n.log" 'RESULT fsck=0'
 done
 vm_step "$VERIFY
 $UPDATE"
 boot 10-update-after-cuts
-check "an update after the cuts succeeds (or finds v1 already there)" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
+check "an update after the cuts succeeds (or finds v4 already there)" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
 vm_step "$VERIFY"
 boot 11-final
-check "final boot is v1, complete" "$W/11-final.log" 'BERTH-BOOTED version=1 '
+check "final boot is v4, complete" "$W/11-final.log" 'BERTH-BOOTED version=4 '
 check "final: consistent" "$W/11-final.log" 'RESULT consistent=yes'
 
 echo "vm: $PASS passed, $FAIL failed"

@@ -111,13 +111,22 @@ impl BlobCache {
             return Ok(dest);
         }
         let mut attempt = 0;
+        let mut restarted_after_mismatch = false;
         loop {
             cancel.check()?;
+            let resuming = self.cached_bytes(desc) > 0;
             match self
                 .fetch_once(source, desc, tracker, cancel, growing)
                 .await
             {
                 Ok(()) => return Ok(dest),
+                // A partial download left by a crash or power cut can hold bytes that never
+                // reached the disk intact: its digest fails. It is gone now; start over once.
+                Err(Error::DigestMismatch { .. }) if resuming && !restarted_after_mismatch => {
+                    restarted_after_mismatch = true;
+                    tracing::warn!(blob = %desc.digest, "resumed download failed its digest; downloading it again");
+                    growing.restarted();
+                }
                 Err(e) if e.is_transient() && attempt < retries => {
                     attempt += 1;
                     let delay = Duration::from_millis(200 * (1 << attempt.min(6)));

@@ -578,3 +578,30 @@ async fn cancel_mid_download_stops_cleanly() {
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
     env.fsck();
 }
+
+/// After a power cut, a partial download can hold bytes that never reached the disk intact.
+/// The resumed download then fails its digest: the engine downloads the blob again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_partial_download_is_fetched_again() {
+    let env = Env::new("damaged-partial");
+    let (engine, _) = installed(&env).await;
+    // v2's last layer (the app layer) is not in the sysroot yet.
+    let (digest, size) = env.written[1].layers.last().unwrap().clone();
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let blob = std::fs::read(env.layout.join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(blob.len() as u64, size);
+    let partial = env.sysroot().join("ostree/berth/cache/partial").join(hex);
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    // Half of it, the end of that half zeroed, as a crashed write would leave it.
+    let mut damaged = blob[..blob.len() / 2].to_vec();
+    let n = damaged.len();
+    damaged[n - 4096..].fill(0);
+    std::fs::write(&partial, &damaged).unwrap();
+    let out = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    assert!(!partial.exists());
+    env.fsck();
+}

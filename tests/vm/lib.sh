@@ -60,6 +60,8 @@ vm_build_images() {
     "${PODMAN[@]}" push -q --tls-verify=false "berth-vm:$v" "docker://$REGISTRY/berth/vm:$v" \
       >>"$W/build-$v.log" 2>&1 || { tail -30 "$W/build-$v.log" >&2; return 1; }
   done
+  # The registry has them now; podman's vfs copies would only hold memory on the tmpfs.
+  rm -rf "$W/containers" "$W/containers-run" "$ctx" 2>/dev/null || true
 }
 
 # vm_publish VERSION: the image the machines follow (":stable") becomes VERSION.

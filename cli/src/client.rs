@@ -79,20 +79,24 @@ impl Client {
         })
     }
 
+    /// Lets polkit ask for a password, unless the user said --no-ask-password.
+    pub fn flags(&self) -> enumflags2::BitFlags<MethodFlags> {
+        if self.interactive {
+            MethodFlags::AllowInteractiveAuth.into()
+        } else {
+            Default::default()
+        }
+    }
+
     /// Calls a Manager method, allowing interactive authentication unless told not to.
     pub async fn call<B, R>(&self, method: &str, body: &B) -> Result<R, CallError>
     where
         B: serde::Serialize + DynamicType,
         R: for<'d> DynamicDeserialize<'d>,
     {
-        let flags = if self.interactive {
-            MethodFlags::AllowInteractiveAuth.into()
-        } else {
-            Default::default()
-        };
         self.manager
             .inner()
-            .call_with_flags(method, flags, body)
+            .call_with_flags(method, self.flags(), body)
             .await?
             .ok_or_else(|| CallError {
                 name: "org.freedesktop.DBus.Error.NoReply".into(),
@@ -104,14 +108,9 @@ impl Client {
     where
         B: serde::Serialize + DynamicType,
     {
-        let flags = if self.interactive {
-            MethodFlags::AllowInteractiveAuth.into()
-        } else {
-            Default::default()
-        };
         self.manager
             .inner()
-            .call_with_flags::<_, _, ()>(method, flags, body)
+            .call_with_flags::<_, _, ()>(method, self.flags(), body)
             .await?;
         Ok(())
     }

@@ -215,13 +215,8 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
             }
             let mut signals = c.transaction_signals().await?;
             let t = c.transaction(active.as_str()).await?;
-            let flags = if cli.no_ask_password {
-                Default::default()
-            } else {
-                zbus::proxy::MethodFlags::AllowInteractiveAuth.into()
-            };
             t.inner()
-                .call_with_flags::<_, _, ()>("Cancel", flags, &())
+                .call_with_flags::<_, _, ()>("Cancel", c.flags(), &())
                 .await
                 .map_err(CallError::from)?;
             match c.follow(active.as_str(), &mut signals, true).await {

@@ -16,40 +16,11 @@ fn text(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> String 
         .unwrap_or_default()
 }
 
-/// Collects every Transaction signal seen on one connection.
-async fn watch_progress(
-    conn: zbus::Connection,
-) -> tokio::task::JoinHandle<Vec<(String, f64, u64)>> {
-    let rule = zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .interface(berth_dbus::TRANSACTION_INTERFACE)
-        .unwrap()
-        .build();
-    let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, None)
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(Ok(msg)) = stream.next().await {
-            let member = msg.header().member().map(|m| m.to_string());
-            match member.as_deref() {
-                Some("Progress") => {
-                    let (phase, fraction, done, _total, _msg): (String, f64, u64, u64, String) =
-                        msg.body().deserialize().unwrap();
-                    seen.push((phase, fraction, done));
-                }
-                Some("Finished") => break,
-                _ => {}
-            }
-        }
-        seen
-    })
-}
+/// One Progress signal as a watcher saw it: phase, fraction, bytes done, arrival time.
+type Seen = (String, f64, u64, Instant);
 
-/// The phase and arrival time of every Progress signal until Finished.
-async fn watch_progress_timed(
-    conn: zbus::Connection,
-) -> tokio::task::JoinHandle<Vec<(String, Instant)>> {
+/// Collects every Progress signal seen on one connection until Finished.
+async fn watch_progress(conn: zbus::Connection) -> tokio::task::JoinHandle<Vec<Seen>> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .interface(berth_dbus::TRANSACTION_INTERFACE)
@@ -63,9 +34,9 @@ async fn watch_progress_timed(
         while let Some(Ok(msg)) = stream.next().await {
             match msg.header().member().map(|m| m.to_string()).as_deref() {
                 Some("Progress") => {
-                    let (phase, ..): (String, f64, u64, u64, String) =
+                    let (phase, fraction, done, _total, _msg): (String, f64, u64, u64, String) =
                         msg.body().deserialize().unwrap();
-                    seen.push((phase, Instant::now()));
+                    seen.push((phase, fraction, done, Instant::now()));
                 }
                 Some("Finished") => break,
                 _ => {}
@@ -103,7 +74,11 @@ async fn update_reboot_rollback_with_progress_seen_by_two_watchers() {
     let done = svc.finish(path.as_str()).await;
     assert!(done.success, "{done:?}\n{}", svc.log());
     assert_eq!(done.result["result"], "staged");
-    let (seen_a, seen_b) = (wa.await.unwrap(), wb.await.unwrap());
+    // What was seen, without the arrival times (which differ between watchers).
+    let untimed = |v: Vec<Seen>| -> Vec<(String, f64, u64)> {
+        v.into_iter().map(|(p, f, d, _)| (p, f, d)).collect()
+    };
+    let (seen_a, seen_b) = (untimed(wa.await.unwrap()), untimed(wb.await.unwrap()));
     assert!(!seen_a.is_empty(), "no progress seen");
     assert_eq!(seen_a, seen_b, "both watchers see the same progress");
     assert!(
@@ -174,7 +149,7 @@ async fn cancel_mid_download_leaves_nothing_behind() {
     let big = svc.push_big();
     let before = svc.deployments();
     let m = svc.manager().await;
-    let watcher = watch_progress_timed(svc.connect().await).await;
+    let watcher = watch_progress(svc.connect().await).await;
     let path = m.switch(&big, options([])).await.unwrap();
     let t = svc.transaction(path.as_str()).await;
     wait_for_bytes(&t).await;
@@ -184,8 +159,8 @@ async fn cancel_mid_download_leaves_nothing_behind() {
     let times = watcher.await.unwrap();
     let downloading: Vec<Instant> = times
         .iter()
-        .filter(|(phase, _)| phase == "downloading")
-        .map(|(_, at)| *at)
+        .filter(|(phase, ..)| phase == "downloading")
+        .map(|(.., at)| *at)
         .collect();
     assert!(
         downloading.len() >= 5,

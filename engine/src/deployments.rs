@@ -6,6 +6,7 @@
 //! deployment is recorded in `ostree/berth/emulated-booted`. [`emulated_reboot`] does what
 //! ostree's finalization and a reboot would: staged becomes default, default becomes booted.
 
+use crate::bootflush;
 use crate::error::{Context as _, Error, Result};
 use crate::imgref::ImageRef;
 use ostree::gio;
@@ -197,16 +198,15 @@ pub fn stage(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Dep
     origin.set_string(BERTH_GROUP, "staged", "true");
     d.set_origin(Some(&origin));
     let flags = ostree::SysrootSimpleWriteDeploymentFlags::NOT_DEFAULT
-        | ostree::SysrootSimpleWriteDeploymentFlags::RETAIN;
+        | ostree::SysrootSimpleWriteDeploymentFlags::RETAIN
+        | ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
     sysroot
         .simple_write_deployment(Some(n.osname), &d, n.merge, flags, gio::Cancellable::NONE)
         .ctx(|| "write deployments".into())?;
     sysroot
         .write_origin_file(&d, Some(&origin), gio::Cancellable::NONE)
         .ctx(|| "write origin".into())?;
-    sysroot
-        .load(gio::Cancellable::NONE)
-        .ctx(|| "reload sysroot".into())?;
+    flush_then_clean(sysroot, Clean::Full)?;
     Ok(d)
 }
 
@@ -214,20 +214,95 @@ pub fn stage(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Dep
 pub fn deploy_default(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Deployment> {
     let _lock = Locked::take(sysroot)?;
     let d = deploy_tree(sysroot, n)?;
-    let flags = ostree::SysrootSimpleWriteDeploymentFlags::RETAIN;
+    let flags = ostree::SysrootSimpleWriteDeploymentFlags::RETAIN
+        | ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
     sysroot
         .simple_write_deployment(Some(n.osname), &d, n.merge, flags, gio::Cancellable::NONE)
         .ctx(|| "write deployments".into())?;
-    sysroot
-        .load(gio::Cancellable::NONE)
-        .ctx(|| "reload sysroot".into())?;
+    flush_then_clean(sysroot, Clean::Full)?;
     Ok(d)
 }
 
-fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
+/// Finalizes the staged deployment at shutdown, in place of ostree's own finalizer (which
+/// then finds nothing staged): the same result, a fresh deployment of the staged commit with
+/// `/etc` merged from the booted one as it is now, written as the new default with the booted
+/// one as rollback, but with the boot entries flushed before the old ones are deleted. Returns
+/// the new default, or `None` when nothing was staged.
+pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deployment>> {
+    let _lock = Locked::take(sysroot)?;
+    let Some(staged) = sysroot.staged_deployment() else {
+        return Ok(None);
+    };
+    let osname = staged.osname().to_string();
+    let commit = staged.csum().to_string();
+    let origin = staged
+        .origin()
+        .ok_or_else(|| Error::WrongState("the staged deployment has no origin".into()))?;
+    let kargs = crate::kargs::deployment_kargs(&staged);
+    let merge = sysroot.merge_deployment(Some(&osname));
+    tracing::info!(%commit, "finalize: deploying the staged update");
+    let d = deploy_tree(
+        sysroot,
+        &NewDeployment {
+            osname: &osname,
+            commit: &commit,
+            origin: &origin,
+            merge: merge.as_ref(),
+            kargs: &kargs,
+        },
+    )?;
+    // ostree's finalizer keeps the same deployments: the new one, the booted one, pinned ones
+    // and other stateroots. The staged one is dropped (its directory and /run marker go).
+    let flags = ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
     sysroot
-        .write_deployments(list, gio::Cancellable::NONE)
+        .simple_write_deployment(
+            Some(&osname),
+            &d,
+            merge.as_ref(),
+            flags,
+            gio::Cancellable::NONE,
+        )
         .ctx(|| "write deployments".into())?;
+    tracing::info!("finalize: boot entries written");
+    flush_then_clean(sysroot, Clean::BootAndDeployments)?;
+    tracing::info!("finalize: done");
+    Ok(Some(d))
+}
+
+fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
+    let opts = ostree::SysrootWriteDeploymentsOpts {
+        do_postclean: false,
+    };
+    sysroot
+        .write_deployments_with_options(list, &opts, gio::Cancellable::NONE)
+        .ctx(|| "write deployments".into())?;
+    flush_then_clean(sysroot, Clean::Full)
+}
+
+enum Clean {
+    /// Old boot entries and deployment directories, then unreferenced repository objects.
+    Full,
+    /// Without pruning the repository: quick, for shutdown.
+    BootAndDeployments,
+}
+
+/// After a new deployment list is written: make the boot entries durable for the bootloader
+/// first, and only then let ostree delete the old ones (see [`bootflush`]).
+fn flush_then_clean(sysroot: &ostree::Sysroot, clean: Clean) -> Result<()> {
+    let boot = sysroot_path(sysroot).join("boot");
+    let how = bootflush::flush(&boot)?;
+    tracing::info!(
+        ?how,
+        "boot entries flushed to disk; cleaning up the old ones"
+    );
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())?;
+    match clean {
+        Clean::Full => sysroot.cleanup(gio::Cancellable::NONE),
+        Clean::BootAndDeployments => sysroot.prepare_cleanup(gio::Cancellable::NONE),
+    }
+    .ctx(|| "clean up old deployments".into())?;
     sysroot
         .load(gio::Cancellable::NONE)
         .ctx(|| "reload sysroot".into())

@@ -661,6 +661,14 @@ impl Engine {
         Ok(new_root)
     }
 
+    /// Shutdown-time finalization of the staged update (see
+    /// [`deployments::finalize_staged`](crate::deployments::finalize_staged)); the new default
+    /// deployment's id, or `None` when nothing was staged.
+    pub fn finalize_staged(&self) -> Result<Option<String>> {
+        let sysroot = self.open_sysroot()?;
+        Ok(deps::finalize_staged(&sysroot)?.map(|d| deps::id(&d)))
+    }
+
     /// Whether this sysroot is not the running system (staging and reboot are emulated).
     pub fn is_emulated(&self) -> Result<bool> {
         Ok(deps::is_emulated(&self.open_sysroot()?))

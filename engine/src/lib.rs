@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blobcache;
+pub mod bootflush;
 pub mod config;
 pub mod deployments;
 pub mod engine;

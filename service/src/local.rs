@@ -111,6 +111,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             "factory reset staged in stateroot {}; reboot to use it",
             engine.factory_reset()?
         ),
+        Command::FinalizeStaged => match engine.finalize_staged()? {
+            Some(id) => println!("finalized the staged update: {id} boots next"),
+            None => println!("nothing staged"),
+        },
     }
     Ok(())
 }

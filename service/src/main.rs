@@ -96,11 +96,18 @@ pub enum Command {
     Cleanup,
     /// Factory reset: the booted image, pristine /etc, empty /var, in a new stateroot.
     Reset,
+    /// At shutdown (berth-finalize-staged.service): make the staged update the default, with
+    /// the boot entries flushed to disk before the old ones are deleted.
+    FinalizeStaged,
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve { .. }));
+    // What runs under systemd logs at info.
+    init_logging(matches!(
+        cli.command,
+        Command::Serve { .. } | Command::FinalizeStaged
+    ));
     let serving = matches!(cli.command, Command::Serve { .. });
     if serving {
         // A long-lived, mostly idle service: few malloc arenas keep idle memory low after
@@ -159,7 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Logs go to the journal when systemd started us (it sets JOURNAL_STREAM), else to stderr.
-/// The service logs at info, local commands at warn; BERTH_LOG overrides both.
+/// Services log at info, local commands at warn; BERTH_LOG overrides both.
 fn init_logging(service: bool) {
     use tracing_subscriber::prelude::*;
     let default = if service { "info" } else { "warn" };

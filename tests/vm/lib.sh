@@ -46,6 +46,7 @@ vm_build_images() {
   cp "$REPO"/dbus/org.berth.Berth1.conf "$REPO"/dbus/org.berth.Berth1.service \
      "$REPO"/dbus/berthd.service "$REPO"/dbus/berth-automatic-update.service \
      "$REPO"/dbus/berth-automatic-update.timer "$REPO"/dbus/berth.tmpfiles.conf \
+     "$REPO"/dbus/berth-finalize-staged.service \
      "$REPO"/polkit/org.berth.berth1.policy "$ctx/"
   cp -a "$REPO/tests/vm/guest" "$ctx/guest"
   local v broken big
@@ -127,12 +128,13 @@ vm_qemu() {
 }
 
 # vm_boot LOG [rollback] [KILL_AFTER_MARKER KILL_DELAY]: boots the default BLS entry (or the
-# rollback one) with /work step.sh shared over 9p; returns when the guest powers off, or kills
-# QEMU (a power cut) KILL_DELAY seconds after KILL_AFTER_MARKER appears on the serial console.
+# rollback one; kernel arguments plus $VM_EXTRA_KARGS) with /work step.sh shared over 9p;
+# returns when the guest powers off, or kills QEMU (a power cut) KILL_DELAY seconds after
+# KILL_AFTER_MARKER appears on the serial console.
 vm_boot() {
   local log=$1 which=${2:-default} kill_marker=${3:-} kill_delay=${4:-0}
   local opts
-  opts=$(vm_kernel "$which")
+  opts="$(vm_kernel "$which")${VM_EXTRA_KARGS:+ $VM_EXTRA_KARGS}"
   mkdir -p "$W/share"
   : > "$log"
   (vm_qemu "$opts" -monitor none -serial "file:$log" </dev/null >/dev/null 2>&1) &

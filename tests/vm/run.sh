@@ -35,7 +35,9 @@ trap finish EXIT
 PASS=0 FAIL=0
 check() { # check DESC LOG REGEX
   if grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
-  else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1)); grep -a 'BERTH\|RESULT\|berth:' "$2" | tail -20 | sed 's/^/    /'; fi
+  else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1))
+    # What the guest said last, including a boot that stopped in the initramfs.
+    grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$2" | tail -25 | sed 's/^/    /'; fi
 }
 boot() { # boot NAME [args for vm_boot...] -> $W/NAME.log
   local name=$1; shift
@@ -184,10 +186,13 @@ vm_step "$VERIFY
 berth switch $REGISTRY/berth/vm:stable; echo \"RESULT update-rc=\$?\""
 boot 10-update-after-cuts
 check "an update to v4 after the cuts succeeds (or finds v4 already there)" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
-vm_step "$VERIFY"
+# How long the last finalization took, from the journal of the boot that ran it.
+vm_step "$VERIFY
+journalctl -b -1 -o short-monotonic --no-pager -u berth-finalize-staged.service | grep -a 'finalize\\|flushed' | sed 's/^/FINALIZE-LOG /'"
 boot 11-final
 check "final boot is v4, complete" "$W/11-final.log" 'BERTH-BOOTED version=4 '
 check "final: consistent" "$W/11-final.log" 'RESULT consistent=yes'
+grep -a '^FINALIZE-LOG' "$W/11-final.log" | tr -d '\r' | sed 's/^FINALIZE-LOG /   /' >&2 || true
 
 echo "vm: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -21,8 +21,9 @@ fn run(cmd: &mut Command) -> String {
 
 /// What `link` points to on the image, or None if it does not exist there.
 fn link_on(img: &Path, link: &str) -> Option<String> {
+    // -c: without the allocation bitmaps, as a bootloader reads the disk.
     let out = Command::new("debugfs")
-        .args(["-R", &format!("stat {link}")])
+        .args(["-c", "-R", &format!("stat {link}")])
         .arg(img)
         .output()
         .expect("debugfs");

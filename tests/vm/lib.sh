@@ -84,13 +84,19 @@ vm_install_disk() {
   mkfs.ext4 -q -F -L root -d "$W/sysroot" "$W/disk.img" 6G
 }
 
+# bootloader_read 'debugfs command': reads the powered-off disk as a bootloader does: without
+# replaying the journal (debugfs never does) and without the allocation bitmaps (-c), which a
+# power cut can leave out of step with their checksums in the group descriptors until the
+# kernel replays the journal; GRUB never reads them either.
+bootloader_read() { debugfs -c -R "$1" "$W/disk.img" 2>/dev/null; }
+
 # vm_entries: "version path" of each BLS entry on the disk, highest version (the default) first.
 vm_entries() {
   local loader e dir=$W/bls
   rm -rf "$dir"; mkdir -p "$dir"
-  loader=$(debugfs -R 'stat /boot/loader' "$W/disk.img" 2>/dev/null | sed -n 's/^Fast link dest: "\(.*\)"/\1/p')
-  for e in $(debugfs -R "ls -p /boot/$loader/entries" "$W/disk.img" 2>/dev/null | awk -F/ '$6 ~ /\.conf$/ {print $6}'); do
-    debugfs -R "cat /boot/$loader/entries/$e" "$W/disk.img" 2>/dev/null > "$dir/$e"
+  loader=$(bootloader_read 'stat /boot/loader' | sed -n 's/^Fast link dest: "\(.*\)"/\1/p')
+  for e in $(bootloader_read "ls -p /boot/$loader/entries" | awk -F/ '$6 ~ /\.conf$/ {print $6}'); do
+    bootloader_read "cat /boot/$loader/entries/$e" > "$dir/$e"
   done
   for f in "$dir"/*.conf; do echo "$(awk '$1=="version"{print $2}' "$f") $f"; done | sort -rn
 }
@@ -101,11 +107,15 @@ vm_kernel() {
   local which=${1:-default} pick dir=$W/bls
   if [ "$which" = rollback ]; then pick=$(vm_entries | sed -n 2p | cut -d' ' -f2)
   else pick=$(vm_entries | sed -n 1p | cut -d' ' -f2); fi
-  [ -n "$pick" ] || { echo "no boot entry on the disk" >&2; return 1; }
+  [ -n "$pick" ] || {
+    echo "no boot entry on the disk:" >&2
+    debugfs -c -R 'stat /boot/loader' "$W/disk.img" 2>&1 | head -20 >&2
+    return 1
+  }
   local linux initrd
   linux=$(awk '$1=="linux"{print $2}' "$pick"); initrd=$(awk '$1=="initrd"{print $2}' "$pick")
-  debugfs -R "dump /boot$linux $dir/vmlinuz" "$W/disk.img" 2>/dev/null
-  debugfs -R "dump /boot$initrd $dir/initrd" "$W/disk.img" 2>/dev/null
+  bootloader_read "dump /boot$linux $dir/vmlinuz"
+  bootloader_read "dump /boot$initrd $dir/initrd"
   python3 - "$dir/vmlinuz" "$dir/vmlinux" <<'EOP'
 import lzma, sys
 d = open(sys.argv[1], 'rb').read(); i = d.find(b'\xfd7zXZ\x00')
@@ -159,4 +169,4 @@ vm_step() { mkdir -p "$W/share"; printf '%s\n' "$1" > "$W/share/step.sh"; }
 
 # vm_guest_file PATH: a file from the powered-off disk (the guest's /var is
 # /ostree/deploy/berth/var on disk).
-vm_guest_file() { debugfs -R "cat $1" "$W/disk.img" 2>/dev/null; }
+vm_guest_file() { bootloader_read "cat $1"; }

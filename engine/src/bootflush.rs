@@ -37,11 +37,25 @@ pub fn flush(boot_dir: &Path) -> Result<Flush> {
     let dir = std::fs::File::open(boot_dir)
         .map_err(|e| Error::io(format!("open {}", boot_dir.display()), e))?;
     let fd = dir.as_raw_fd();
-    let io = |what: &str| Error::io(format!("{what} {}", boot_dir.display()), last_error());
+    // The last OS error, named by what failed on which directory.
+    let failed = |what: &str| {
+        let e = std::io::Error::last_os_error();
+        (
+            e.raw_os_error(),
+            Error::io(format!("{what} {}", boot_dir.display()), e),
+        )
+    };
+    let sync = || {
+        // SAFETY: plain syscall on an open fd.
+        if unsafe { libc::syncfs(fd) } != 0 {
+            return Err(failed("syncfs").1);
+        }
+        Ok(Flush::Sync)
+    };
     // SAFETY: fd is open for the lifetime of `dir`; statfs fills a zeroed struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
-        return Err(io("statfs"));
+        return Err(failed("statfs").1);
     }
     let magic = st.f_type as i64;
     if magic == EXT4_SUPER_MAGIC {
@@ -50,41 +64,27 @@ pub fn flush(boot_dir: &Path) -> Result<Flush> {
         if unsafe { libc::ioctl(fd, EXT4_IOC_CHECKPOINT, &flags) } == 0 {
             return Ok(Flush::Checkpoint);
         }
-        let e = last_error();
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::ENOTTY | libc::EINVAL | libc::EOPNOTSUPP)
-        ) {
-            return Err(Error::io(format!("checkpoint {}", boot_dir.display()), e));
+        match failed("checkpoint") {
+            // A kernel before 5.14: the freeze/thaw cycle below does the same.
+            (Some(libc::ENOTTY | libc::EINVAL | libc::EOPNOTSUPP), _) => {}
+            (_, e) => return Err(e),
         }
     } else if magic != XFS_SUPER_MAGIC {
-        // SAFETY: plain syscall on an open fd.
-        if unsafe { libc::syncfs(fd) } != 0 {
-            return Err(io("syncfs"));
-        }
-        return Ok(Flush::Sync);
+        return sync();
     }
     // Thawed right away; the filesystem is frozen only for the flush itself.
     // SAFETY: plain ioctls on an open fd, no argument read.
     if unsafe { libc::ioctl(fd, FIFREEZE, 0) } != 0 {
-        let e = last_error();
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            // Someone else froze it, which flushed it; fall through to syncfs for our writes.
-            if unsafe { libc::syncfs(fd) } != 0 {
-                return Err(io("syncfs"));
-            }
-            return Ok(Flush::Sync);
-        }
-        return Err(Error::io(format!("freeze {}", boot_dir.display()), e));
+        return match failed("freeze") {
+            // Someone else froze it, which flushed it; syncfs covers our writes.
+            (Some(libc::EBUSY), _) => sync(),
+            (_, e) => Err(e),
+        };
     }
     if unsafe { libc::ioctl(fd, FITHAW, 0) } != 0 {
-        return Err(io("thaw"));
+        return Err(failed("thaw").1);
     }
     Ok(Flush::FreezeThaw)
-}
-
-fn last_error() -> std::io::Error {
-    std::io::Error::last_os_error()
 }
 
 #[cfg(test)]

@@ -148,6 +148,15 @@ impl BlobCache {
     ) -> Result<()> {
         let partial = self.partial_path(&desc.digest);
         let (mut hasher, mut have) = hash_existing(&partial, desc.size)?;
+        if have == desc.size && have > 0 {
+            // A crash after the last byte but before the rename left the whole blob here.
+            // Asking for the bytes after its end would get a 416, which some registries
+            // (distribution 2.x) send with the blob's Content-Length and no body: a network
+            // error on every retry, and the update could never finish.
+            let file =
+                std::fs::File::open(&partial).ctx(|| format!("open {}", partial.display()))?;
+            return self.seal(desc, &partial, file, hasher, tracker, 0);
+        }
         let blob = source.open_blob(desc, have).await?;
         if !blob.from_offset && have > 0 {
             // The source ignored the range request: start over.
@@ -203,11 +212,25 @@ impl BlobCache {
                 ),
             });
         }
+        self.seal(desc, &partial, file, hasher, tracker, have)
+    }
+
+    /// Checks a complete partial download against its digest and moves it into the cache;
+    /// one that fails is deleted and the `counted` bytes it added to the progress taken back.
+    fn seal(
+        &self,
+        desc: &Descriptor,
+        partial: &Path,
+        file: std::fs::File,
+        hasher: Sha256,
+        tracker: &Tracker,
+        counted: u64,
+    ) -> Result<()> {
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != desc.digest {
             drop(file);
-            let _ = std::fs::remove_file(&partial);
-            tracker.sub_bytes(have);
+            let _ = std::fs::remove_file(partial);
+            tracker.sub_bytes(counted);
             return Err(Error::DigestMismatch {
                 what: format!("blob {}", desc.digest),
                 expected: desc.digest.clone(),
@@ -218,7 +241,7 @@ impl BlobCache {
             .ctx(|| format!("sync {}", partial.display()))?;
         drop(file);
         let dest = self.path(&desc.digest);
-        std::fs::rename(&partial, &dest).ctx(|| format!("rename into {}", dest.display()))?;
+        std::fs::rename(partial, &dest).ctx(|| format!("rename into {}", dest.display()))?;
         Ok(())
     }
 

@@ -263,9 +263,21 @@ fn map_stream_error(registry: &str, e: std::io::Error) -> Error {
     } else {
         Error::Network {
             registry: registry.to_string(),
-            detail: e.to_string(),
+            detail: with_causes(&e.to_string(), &e),
         }
     }
+}
+
+/// `detail: cause: its cause ...`; the HTTP client's own message rarely says what happened.
+fn with_causes(detail: &str, e: &dyn std::error::Error) -> String {
+    let mut out = detail.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Turns the client's errors into Berth's: 401/403/404 are final, 5xx and I/O are transient.
@@ -327,10 +339,7 @@ fn map_registry_error(r: &RegistryRef, e: OciDistributionError) -> Error {
             } else {
                 Error::Network {
                     registry,
-                    detail: format!(
-                        "{detail} ({:?})",
-                        std::error::Error::source(re).map(|s| s.to_string())
-                    ),
+                    detail: with_causes(&detail, re),
                 }
             }
         }

@@ -8,6 +8,7 @@ use berth_testkit::demo;
 use berth_testkit::image::{self, file, Entry, Image, Layer};
 use berth_testkit::proxy::{Fault, Proxy};
 use common::*;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Installs v1 and returns what must not change.
@@ -585,18 +586,60 @@ async fn cancel_mid_download_stops_cleanly() {
 async fn a_damaged_partial_download_is_fetched_again() {
     let env = Env::new("damaged-partial");
     let (engine, _) = installed(&env).await;
-    // v2's last layer (the app layer) is not in the sysroot yet.
+    let (blob, partial) = app_layer_of_v2(&env);
+    // Half of it, the end of that half zeroed, as a crashed write would leave it.
+    let mut damaged = blob[..blob.len() / 2].to_vec();
+    let n = damaged.len();
+    damaged[n - 4096..].fill(0);
+    std::fs::write(&partial, &damaged).unwrap();
+    let out = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    assert!(!partial.exists());
+    env.fsck();
+}
+
+/// v2's app layer (not in the sysroot yet), its bytes, and where a partial download of it goes.
+fn app_layer_of_v2(env: &Env) -> (Vec<u8>, PathBuf) {
     let (digest, size) = env.written[1].layers.last().unwrap().clone();
     let hex = digest.strip_prefix("sha256:").unwrap();
     let blob = std::fs::read(env.layout.join("blobs/sha256").join(hex)).unwrap();
     assert_eq!(blob.len() as u64, size);
     let partial = env.sysroot().join("ostree/berth/cache/partial").join(hex);
     std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
-    // Half of it, the end of that half zeroed, as a crashed write would leave it.
-    let mut damaged = blob[..blob.len() / 2].to_vec();
-    let n = damaged.len();
-    damaged[n - 4096..].fill(0);
-    std::fs::write(&partial, &damaged).unwrap();
+    (blob, partial)
+}
+
+/// A crash between a download's last byte and its rename leaves the whole blob as a partial.
+/// Resuming it would ask the registry for the bytes after its end; docker-registry answers
+/// that 416 with the blob's length and no body, so every retry failed and no update could
+/// finish. The engine now checks such a partial itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_partial_download_is_used_without_asking_the_registry() {
+    let env = Env::new("complete-partial");
+    let (engine, _) = installed(&env).await;
+    let (blob, partial) = app_layer_of_v2(&env);
+    std::fs::write(&partial, &blob).unwrap();
+    let out = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .expect("the update uses the complete partial download");
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    assert!(!partial.exists());
+    env.fsck();
+}
+
+/// A partial of the blob's full size whose bytes are damaged is downloaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_partial_download_of_full_size_is_fetched_again() {
+    let env = Env::new("damaged-full-partial");
+    let (engine, _) = installed(&env).await;
+    let (mut blob, partial) = app_layer_of_v2(&env);
+    let n = blob.len();
+    blob[n - 4096..].fill(0);
+    std::fs::write(&partial, &blob).unwrap();
     let out = engine
         .switch(&env.image("2"), progress::silent(), &Cancel::new())
         .await

@@ -39,6 +39,11 @@ check() { # check DESC LOG REGEX
     # What the guest said last, including a boot that stopped in the initramfs.
     grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$2" | tail -25 | sed 's/^/    /'; fi
 }
+check_not() { # check_not DESC LOG REGEX: passes when LOG has no line matching REGEX
+  if ! grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
+  else echo "FAIL $1: /$3/ in $2"; FAIL=$((FAIL + 1))
+    grep -a 'BERTH\|RESULT\|berth' "$2" | tail -25 | sed 's/^/    /'; fi
+}
 boot() { # boot NAME [args for vm_boot...] -> $W/NAME.log
   local name=$1; shift
   local t0=$SECONDS
@@ -178,6 +183,9 @@ $UPDATE"
   echo "   cut $n: the update got to: $(grep -ao '[0-9]*%  [a-z]*  [^[]*' "$W/9-cut-$n.log" | tail -1 | tr -d '\r\033' | cut -c1-60);" \
     "the finalization got to: $(grep -ao 'finalize: [a-z ]*\|cleaning up the old ones' "$W/9-cut-$n.log" | tail -1);" \
     "the next boot: $(grep -ao 'BERTH-BOOTED version=[0-9]*' "$W/9-after-cut-$n.log")" >&2
+  # A cut must meet an update that was running or done: one that failed on its own is a bug
+  # (and the cut would test nothing).
+  check_not "cut $n: the update was cut or finished, it did not fail" "$W/9-cut-$n.log" 'RESULT update-rc=[1-9]'
   check "cut $n ($cut): next boot is the old v2 or the new v4" "$W/9-after-cut-$n.log" 'BERTH-BOOTED version=[24] '
   check "cut $n: booted tree matches its deployment" "$W/9-after-cut-$n.log" 'RESULT consistent=yes'
   check "cut $n: ostree fsck clean" "$W/9-after-cut-$n.log" 'RESULT fsck=0'

@@ -118,18 +118,34 @@ impl ObjectWriter {
         CString::new(format!("{}/{}.file", &checksum[..2], &checksum[2..])).expect("hex")
     }
 
-    fn exists(&self, checksum: &str) -> bool {
+    /// The file type and size of what is stored under `checksum`, if anything.
+    fn stored(&self, checksum: &str) -> Option<(libc::mode_t, u64)> {
         let rel = Self::relative_path(checksum);
         // SAFETY: fstatat into a stack buffer on our own dir fd.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        unsafe {
+        let rc = unsafe {
             libc::fstatat(
                 self.objects_dir.as_raw_fd(),
                 rel.as_ptr(),
                 &mut st,
                 libc::AT_SYMLINK_NOFOLLOW,
-            ) == 0
+            )
+        };
+        (rc == 0).then_some((st.st_mode & libc::S_IFMT, st.st_size as u64))
+    }
+
+    /// Removes a stored object that is not what its name says.
+    fn remove_stale(&self, checksum: &str) -> Result<()> {
+        let rel = Self::relative_path(checksum);
+        // SAFETY: unlinkat on our own dir fd with a valid C string.
+        if unsafe { libc::unlinkat(self.objects_dir.as_raw_fd(), rel.as_ptr(), 0) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::NotFound {
+                let path = self.object_path(checksum);
+                return Err(Error::io(format!("remove {}", path.display()), err));
+            }
         }
+        Ok(())
     }
 
     fn object_path(&self, checksum: &str) -> PathBuf {
@@ -184,8 +200,17 @@ impl ObjectWriter {
             left -= want as u64;
         }
         let checksum = hex::encode(hasher.finalize());
-        if !self.exists(&checksum) {
-            self.link_regular(&file, meta, &checksum)?;
+        match self.stored(&checksum) {
+            Some((libc::S_IFREG, len)) if len == size => {}
+            None => self.link_regular(&file, meta, &checksum)?,
+            Some(_) => {
+                // Objects are linked before the import's single sync: a power cut in between
+                // can leave the name on disk and not the data (ext4 commits the name within
+                // 5 s, writes the data later), i.e. a short file. Never build on one.
+                tracing::warn!(object = %checksum, "replacing a damaged object");
+                self.remove_stale(&checksum)?;
+                self.link_regular(&file, meta, &checksum)?;
+            }
         }
         Ok(checksum)
     }
@@ -193,7 +218,8 @@ impl ObjectWriter {
     /// Writes a symlink object; returns its checksum.
     pub fn symlink(&self, meta: &Meta, target: &str) -> Result<String> {
         let checksum = hex::encode(Sha256::digest(file_header(meta, target)));
-        if self.exists(&checksum) {
+        // Anything else under this name is replaced by the rename below.
+        if matches!(self.stored(&checksum), Some((libc::S_IFLNK, _))) {
             return Ok(checksum);
         }
         let dest = self.object_path(&checksum);

@@ -648,3 +648,87 @@ async fn a_damaged_partial_download_of_full_size_is_fetched_again() {
     assert!(!partial.exists());
     env.fsck();
 }
+
+/// The staged deployment's checked-out tree.
+fn staged_dir(env: &Env, engine: &Engine) -> PathBuf {
+    let st = engine.status().unwrap();
+    let o = st
+        .status
+        .staged
+        .expect("a staged deployment")
+        .ostree
+        .unwrap();
+    env.sysroot().join(format!(
+        "ostree/deploy/{}/deploy/{}.{}",
+        o.stateroot, o.checksum, o.deploy_serial
+    ))
+}
+
+/// A power cut during an import can leave a content object's name on disk without its data:
+/// ext4 commits the link within 5 s and writes the data later, so the object is an empty file
+/// named by the checksum of its real content. The next import of that content must write it
+/// again, not build the new deployment on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_left_empty_by_a_power_cut_is_written_again() {
+    const FILE: &str = "usr/share/payload/app.bin";
+    // A first sysroot that imported v2 tells the object's checksum and the file's bytes.
+    let source = Env::new("empty-object-source");
+    let (engine, _) = installed(&source).await;
+    engine
+        .switch(&source.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    let expected = std::fs::read(staged_dir(&source, &engine).join(FILE)).unwrap();
+    let commit = engine
+        .status()
+        .unwrap()
+        .status
+        .staged
+        .unwrap()
+        .ostree
+        .unwrap()
+        .checksum;
+    let ls = Command::new("ostree")
+        .arg(format!(
+            "--repo={}",
+            source.sysroot().join("ostree/repo").display()
+        ))
+        .args(["ls", "-C", &commit, &format!("/{FILE}")])
+        .output()
+        .unwrap();
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    // d00644 0 0 262144 <checksum> /usr/share/payload/app.bin
+    let checksum = String::from_utf8(ls.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .to_string();
+    assert_eq!(checksum.len(), 64, "{checksum}");
+    assert!(expected.len() > 1000);
+
+    // A second sysroot that never finished importing v2, left with that object empty.
+    let env = Env::new("empty-object");
+    let (engine, _) = installed(&env).await;
+    let object = env
+        .sysroot()
+        .join("ostree/repo/objects")
+        .join(&checksum[..2])
+        .join(format!("{}.file", &checksum[2..]));
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    std::fs::write(&object, b"").unwrap();
+    engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(staged_dir(&env, &engine).join(FILE)).unwrap(),
+        expected,
+        "the staged deployment's {FILE} is built on the empty object"
+    );
+    env.fsck();
+}

@@ -44,6 +44,8 @@ pub fn store(path: &Path, policy: &str) -> Result<(), BusError> {
         }
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, format!("{policy}\n"))?;
+        // On disk before the rename: a power cut must leave the old policy or the new one.
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| BusError::failed(format!("cannot write {}: {e}", path.display())))

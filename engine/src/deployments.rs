@@ -112,19 +112,7 @@ pub fn rollback(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
 
 fn record_booted(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()> {
     let path = sysroot_path(sysroot).join(EMULATED_BOOTED);
-    write_atomic(&path, id(d).as_bytes())
-}
-
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .ctx(|| format!("sync {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("rename {}", path.display()))
+    crate::fsutil::write_atomic(&path, id(d).as_bytes())
 }
 
 /// Origin of a deployment made from an image: bootc's key plus Berth's own.

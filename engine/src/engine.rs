@@ -462,7 +462,7 @@ impl Engine {
                 timestamp: fetched.config.created.clone(),
             };
             let json = serde_json::to_vec_pretty(&cached).expect("serializable");
-            deps::write_atomic(&self.sysroot.join(CACHED_UPDATE), &json)?;
+            crate::fsutil::write_atomic(&self.sysroot.join(CACHED_UPDATE), &json)?;
             return Ok(UpdateOutcome::Downloaded { pulled });
         }
         cancel.check()?;

@@ -1,8 +1,23 @@
-//! Copying a directory tree with its owners, modes and symlinks (for seeding `/var`).
+//! Small filesystem helpers: a file replaced atomically and durably, and a directory tree
+//! copied with its owners, modes and symlinks (for seeding `/var`).
 
 use crate::error::{Context as _, Result};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+
+/// Replaces `path` with `data` so that a crash or power cut leaves the old file or the new
+/// one, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .ctx(|| format!("sync {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("rename {}", path.display()))
+}
 
 /// Copies `src` into `dst`, leaving anything that already exists in `dst` alone.
 pub fn copy_tree_missing(src: &Path, dst: &Path) -> Result<()> {

@@ -28,5 +28,6 @@ pub use engine::{
     UpdateOutcome,
 };
 pub use error::{Error, Result};
+pub use fsutil::write_atomic;
 pub use imgref::ImageRef;
 pub use progress::{Cancel, Phase, Progress, ProgressFn};

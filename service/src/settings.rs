@@ -38,17 +38,8 @@ pub fn validate(policy: &str) -> Result<(), BusError> {
 
 pub fn store(path: &Path, policy: &str) -> Result<(), BusError> {
     validate(policy)?;
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{policy}\n"))?;
-        // On disk before the rename: a power cut must leave the old policy or the new one.
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| BusError::failed(format!("cannot write {}: {e}", path.display())))
+    berth_engine::write_atomic(path, format!("{policy}\n").as_bytes())
+        .map_err(|e| BusError::failed(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

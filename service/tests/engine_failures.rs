@@ -649,15 +649,19 @@ async fn a_damaged_partial_download_of_full_size_is_fetched_again() {
     env.fsck();
 }
 
-/// The staged deployment's checked-out tree.
-fn staged_dir(env: &Env, engine: &Engine) -> PathBuf {
+/// The staged deployment's commit, stateroot and serial.
+fn staged(engine: &Engine) -> berth_engine::status::OstreeEntry {
     let st = engine.status().unwrap();
-    let o = st
-        .status
+    st.status
         .staged
         .expect("a staged deployment")
         .ostree
-        .unwrap();
+        .unwrap()
+}
+
+/// The staged deployment's checked-out tree.
+fn staged_dir(env: &Env, engine: &Engine) -> PathBuf {
+    let o = staged(engine);
     env.sysroot().join(format!(
         "ostree/deploy/{}/deploy/{}.{}",
         o.stateroot, o.checksum, o.deploy_serial
@@ -679,15 +683,7 @@ async fn an_object_left_empty_by_a_power_cut_is_written_again() {
         .await
         .unwrap();
     let expected = std::fs::read(staged_dir(&source, &engine).join(FILE)).unwrap();
-    let commit = engine
-        .status()
-        .unwrap()
-        .status
-        .staged
-        .unwrap()
-        .ostree
-        .unwrap()
-        .checksum;
+    let commit = staged(&engine).checksum;
     let ls = Command::new("ostree")
         .arg(format!(
             "--repo={}",

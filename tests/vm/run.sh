@@ -33,16 +33,15 @@ finish() {
 trap finish EXIT
 
 PASS=0 FAIL=0
+# What the guest said last, including a boot that stopped in the initramfs.
+guest_tail() { grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$1" | tail -25 | sed 's/^/    /'; }
 check() { # check DESC LOG REGEX
   if grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
-  else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1))
-    # What the guest said last, including a boot that stopped in the initramfs.
-    grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$2" | tail -25 | sed 's/^/    /'; fi
+  else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1)); guest_tail "$2"; fi
 }
 check_not() { # check_not DESC LOG REGEX: passes when LOG has no line matching REGEX
   if ! grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
-  else echo "FAIL $1: /$3/ in $2"; FAIL=$((FAIL + 1))
-    grep -a 'BERTH\|RESULT\|berth' "$2" | tail -25 | sed 's/^/    /'; fi
+  else echo "FAIL $1: /$3/ in $2"; FAIL=$((FAIL + 1)); guest_tail "$2"; fi
 }
 boot() { # boot NAME [args for vm_boot...] -> $W/NAME.log
   local name=$1; shift

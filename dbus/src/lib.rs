@@ -49,12 +49,14 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("CorruptLayer", 4),
     ("HostileLayer", 4),
     ("NotBootable", 4),
+    ("NotTrusted", 4),
     ("NoSpace", 5),
     ("Cancelled", 6),
     ("WrongState", 7),
     ("Busy", 7),
     ("Interrupted", 7),
     ("NotAuthorized", 8),
+    ("Downgrade", 8),
 ];
 
 /// Exit code for a D-Bus error name (Berth's own, or the bus's standard ones).

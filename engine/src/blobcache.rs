@@ -1,5 +1,9 @@
 //! A content-addressed cache of layer blobs: `DIR/sha256/<hex>` holds only verified blobs,
 //! `DIR/partial/<hex>` a download in progress that the next attempt resumes.
+//!
+//! The cache is root's alone (directories 0700, files 0600): a layer can hold files the image
+//! keeps private (0600 keys, shadow), and a lock file others could open would let any user
+//! `flock` it and freeze every update.
 
 use crate::error::{Context as _, Error, Result};
 use crate::growing::Growing;
@@ -9,7 +13,7 @@ use crate::source::Source;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,9 +26,8 @@ pub struct BlobCache {
 impl BlobCache {
     /// Opens the cache to look at it.
     pub fn open(dir: &Path) -> Result<BlobCache> {
-        for sub in ["sha256", "partial"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .ctx(|| format!("create {}", dir.join(sub).display()))?;
+        for d in [dir.to_path_buf(), dir.join("sha256"), dir.join("partial")] {
+            private_dir(&d)?;
         }
         Ok(BlobCache {
             dir: dir.to_path_buf(),
@@ -37,9 +40,17 @@ impl BlobCache {
     pub fn open_for_writing(dir: &Path) -> Result<BlobCache> {
         let mut cache = Self::open(dir)?;
         let path = dir.join("lock");
-        let file = std::fs::File::create(&path).ctx(|| format!("open {}", path.display()))?;
-        // SAFETY: flock on an fd we own; released when the file is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .ctx(|| format!("open {}", path.display()))?;
+        // Released when the file is closed.
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(Error::Busy(format!(
                 "another download is using the blob cache {}",
                 dir.display()
@@ -171,6 +182,8 @@ impl BlobCache {
             .create(true)
             .write(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&partial)
             .ctx(|| format!("open {}", partial.display()))?;
         file.set_len(have)
@@ -262,6 +275,27 @@ impl BlobCache {
         }
         Ok(freed)
     }
+}
+
+/// Creates `dir` as 0700, and takes group and other access away from one made earlier.
+fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ctx(|| format!("create {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir).ctx(|| format!("stat {}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(Error::WrongState(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("chmod {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Hashes what a partial download already holds; a partial larger than the blob is discarded.

@@ -7,6 +7,7 @@ use crate::error::{Context as _, Error, Result};
 use crate::growing::Growing;
 use crate::imgref::ImageRef;
 use crate::import::{self, ImageMeta};
+use crate::layout::LayoutTrust;
 use crate::oci;
 use crate::progress::{Cancel, Phase, Progress, ProgressFn, Tracker};
 use crate::source::{FetchedImage, Source};
@@ -63,6 +64,33 @@ pub struct UpdateOptions {
     pub download_only: bool,
     /// Stage the update fetched earlier by a download-only update, without the network.
     pub from_downloaded: bool,
+    /// What an administrator approved beyond a routine update.
+    pub approved: Approval,
+}
+
+/// What only an administrator may approve: routine and automatic updates get neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// Stage an image older (by its created time) than the booted one.
+    pub downgrade: bool,
+    /// Read an OCI layout that a user other than root could have changed.
+    pub any_layout_owner: bool,
+}
+
+impl Approval {
+    /// A switch, or root's own command: the administrator chose the image.
+    pub const ADMIN: Approval = Approval {
+        downgrade: true,
+        any_layout_owner: true,
+    };
+
+    fn layout_trust(self) -> LayoutTrust {
+        if self.any_layout_owner {
+            LayoutTrust::AnyOwner
+        } else {
+            LayoutTrust::RootOnly
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
@@ -144,7 +172,8 @@ impl Engine {
             Some(i) => i.clone(),
             None => self.tracked_image()?,
         };
-        let source = Source::new(&image, &self.config)?;
+        // Only reads metadata (never links, FIFOs or more than declared), stages nothing.
+        let source = Source::new(&image, &self.config, LayoutTrust::AnyOwner)?;
         let current = retrying(self.config.retries, || source.current_digest()).await?;
         let known = self.known_digests()?;
         if let Some((manifest_digest, version, created)) = known
@@ -217,14 +246,15 @@ impl Engine {
         Ok(out)
     }
 
-    /// Downloads and imports an image (nothing is deployed).
+    /// Downloads and imports an image (nothing is deployed): root's own command, so a layout
+    /// may be anyone's.
     pub async fn pull(
         &self,
         image: &ImageRef,
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<Pulled> {
-        let source = Source::new(image, &self.config)?;
+        let source = Source::new(image, &self.config, LayoutTrust::AnyOwner)?;
         report(
             &progress,
             Phase::Checking,
@@ -248,13 +278,20 @@ impl Engine {
         let version = fetched.config.label(oci::VERSION_LABEL).map(str::to_string);
         if let Some(commit) = import::resolve(&repo, &import::image_ref(&fetched.manifest_digest))?
         {
-            return Ok(Pulled {
-                commit,
-                manifest_digest: fetched.manifest_digest.clone(),
-                version,
-                downloaded_bytes: 0,
-                imported_layers: 0,
-            });
+            // Stored under this digest is not proof: its recorded manifest must hash to it.
+            if import::stored_manifest_matches(&repo, &commit, &fetched.manifest_digest)? {
+                return Ok(Pulled {
+                    commit,
+                    manifest_digest: fetched.manifest_digest.clone(),
+                    version,
+                    downloaded_bytes: 0,
+                    imported_layers: 0,
+                });
+            }
+            tracing::warn!(
+                digest = %fetched.manifest_digest,
+                "the stored image does not match its manifest digest; importing it again"
+            );
         }
         let cache = BlobCache::open_for_writing(&self.cache_dir)?;
         let mut plan = Vec::new();
@@ -398,6 +435,9 @@ impl Engine {
                     cached.image
                 )));
             }
+            if !opts.approved.downgrade {
+                self.refuse_downgrade(cached.version.as_deref(), cached.timestamp.as_deref())?;
+            }
             let pulled = Pulled {
                 commit: cached.commit.clone(),
                 manifest_digest: cached.manifest_digest.clone(),
@@ -408,7 +448,7 @@ impl Engine {
             self.stage_pulled(&image, &pulled, progress).await?;
             return Ok(UpdateOutcome::Staged { pulled });
         }
-        self.deploy_image(&image, opts.download_only, progress, cancel)
+        self.deploy_image(&image, opts.download_only, opts.approved, progress, cancel)
             .await
     }
 
@@ -420,17 +460,40 @@ impl Engine {
         cancel: &Cancel,
     ) -> Result<UpdateOutcome> {
         self.tracked_image()?;
-        self.deploy_image(image, false, progress, cancel).await
+        self.deploy_image(image, false, Approval::ADMIN, progress, cancel)
+            .await
+    }
+
+    /// Whether a deployment of the image with `created` would go back in time.
+    pub fn is_downgrade(&self, created: Option<&str>) -> Result<bool> {
+        let booted = self.known_digests()?.into_iter().next();
+        Ok(matches!(
+            (created.and_then(parse_time), booted.and_then(|b| b.3).as_deref().and_then(parse_time)),
+            (Some(new), Some(old)) if new < old
+        ))
+    }
+
+    fn refuse_downgrade(&self, version: Option<&str>, created: Option<&str>) -> Result<()> {
+        if self.is_downgrade(created)? {
+            return Err(Error::Downgrade(format!(
+                "the image offered ({}, built {}) is older than the booted one: only an \
+                 administrator can go back (berth switch, or berth rollback)",
+                version.unwrap_or("no version"),
+                created.unwrap_or("?"),
+            )));
+        }
+        Ok(())
     }
 
     async fn deploy_image(
         &self,
         image: &ImageRef,
         download_only: bool,
+        approved: Approval,
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<UpdateOutcome> {
-        let source = Source::new(image, &self.config)?;
+        let source = Source::new(image, &self.config, approved.layout_trust())?;
         report(&progress, Phase::Checking, format!("checking {image}"));
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
         // ostree objects are not Send: keep them out of the awaits below.
@@ -450,6 +513,12 @@ impl Engine {
                 manifest_digest: fetched.manifest_digest,
             });
         }
+        if !approved.downgrade {
+            self.refuse_downgrade(
+                fetched.config.label(oci::VERSION_LABEL),
+                fetched.config.created.as_deref(),
+            )?;
+        }
         let pulled = self
             .pull_fetched(&source, image, &fetched, progress.clone(), cancel)
             .await?;
@@ -460,6 +529,7 @@ impl Engine {
                 commit: pulled.commit.clone(),
                 version: pulled.version.clone(),
                 timestamp: fetched.config.created.clone(),
+                base: self.booted_commit()?,
             };
             let json = serde_json::to_vec_pretty(&cached).expect("serializable");
             crate::fsutil::write_atomic(&self.sysroot.join(CACHED_UPDATE), &json)?;
@@ -515,13 +585,18 @@ impl Engine {
                 kargs: &new_kargs,
             },
         )?;
-        if self
-            .cached_update()?
-            .is_some_and(|c| c.commit == pulled.commit)
-        {
-            let _ = std::fs::remove_file(self.sysroot.join(CACHED_UPDATE));
-        }
+        // Staged now is what comes next: a download made before it is stale (it could be
+        // older than this one), whichever it was.
+        self.drop_cached_update();
         Ok(())
+    }
+
+    fn drop_cached_update(&self) {
+        let _ = std::fs::remove_file(self.sysroot.join(CACHED_UPDATE));
+    }
+
+    fn booted_commit(&self) -> Result<Option<String>> {
+        Ok(deps::booted(&self.open_sysroot()?).map(|d| d.csum().to_string()))
     }
 
     /// A deployment needs room for its kernel and initramfs in /boot and its /etc.
@@ -536,18 +611,31 @@ impl Engine {
         }
     }
 
+    /// The download-only update waiting to be staged. It counts only while the deployment it
+    /// was downloaded on is booted and nothing else is staged: once the system moved on, it
+    /// could be older than what runs (a downgrade any user could stage).
     pub fn cached_update(&self) -> Result<Option<CachedUpdate>> {
-        match std::fs::read(self.sysroot.join(CACHED_UPDATE)) {
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read cached update", e)),
-        }
+        let cached: CachedUpdate = match std::fs::read(self.sysroot.join(CACHED_UPDATE)) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(c) => c,
+                Err(_) => return Ok(None),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read cached update", e)),
+        };
+        let sysroot = self.open_sysroot()?;
+        let booted = deps::booted(&sysroot).map(|d| d.csum().to_string());
+        let current =
+            cached.base.is_some() && cached.base == booted && deps::staged(&sysroot).is_none();
+        Ok(current.then_some(cached))
     }
 
     /// Rollback: the previous deployment becomes the default; a staged one is discarded.
     pub fn rollback(&self) -> Result<()> {
         let sysroot = self.open_sysroot()?;
-        deps::rollback_to_previous(&sysroot).map(|_| ())
+        deps::rollback_to_previous(&sysroot)?;
+        self.drop_cached_update();
+        Ok(())
     }
 
     /// Drops a staged deployment; returns whether there was one.
@@ -578,8 +666,11 @@ impl Engine {
             .filter_map(|d| deps::origin_get(d, BERTH_GROUP, "manifest-digest"))
             .map(|d| import::image_ref(&d))
             .collect();
-        if let Some(c) = self.cached_update()? {
-            keep_images.insert(import::image_ref(&c.manifest_digest));
+        match self.cached_update()? {
+            Some(c) => {
+                keep_images.insert(import::image_ref(&c.manifest_digest));
+            }
+            None => self.drop_cached_update(),
         }
         let refs = repo
             .list_refs(None, gio::Cancellable::NONE)
@@ -658,6 +749,7 @@ impl Engine {
             },
         )?;
         seed_var(&sysroot, &d)?;
+        self.drop_cached_update();
         Ok(new_root)
     }
 
@@ -786,6 +878,11 @@ fn kernel_size(repo: &ostree::Repo, commit: &str) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// An OCI created time (RFC 3339) as a comparable instant.
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()
 }
 
 fn same_fs(a: &Path, b: &Path) -> bool {

@@ -35,6 +35,13 @@ pub enum Error {
     HostileLayer { layer: String, detail: String },
     #[error("not a bootable image: {0}")]
     NotBootable(String),
+    /// The source could have been changed by someone other than root (or is laid out to
+    /// mislead a root reader: links, FIFOs, devices).
+    #[error("not trusted: {0}")]
+    NotTrusted(String),
+    /// The image is older than the booted one: only an administrator may go back.
+    #[error("{0}")]
+    Downgrade(String),
     #[error("not enough free space in {path}: need {needed} bytes, {available} available")]
     NoSpace {
         path: PathBuf,
@@ -76,6 +83,8 @@ impl Error {
             Error::CorruptLayer { .. } => "CorruptLayer",
             Error::HostileLayer { .. } => "HostileLayer",
             Error::NotBootable(_) => "NotBootable",
+            Error::NotTrusted(_) => "NotTrusted",
+            Error::Downgrade(_) => "Downgrade",
             Error::NoSpace { .. } => "NoSpace",
             Error::Cancelled => "Cancelled",
             Error::WrongState(_) => "WrongState",

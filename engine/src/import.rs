@@ -300,7 +300,9 @@ pub fn commit_image(
 ) -> Result<String> {
     let refname = image_ref(meta.manifest_digest);
     if let Some(c) = resolve(repo, &refname)? {
-        return Ok(c);
+        if stored_manifest_matches(repo, &c, meta.manifest_digest)? {
+            return Ok(c);
+        }
     }
     let txn = Transaction::begin(repo)?;
     let root = ostree::MutableTree::new();
@@ -578,6 +580,14 @@ fn check_bootable(root: &ostree::MutableTree) -> Result<()> {
             "no kernel at /usr/lib/modules/*/vmlinuz".into(),
         ))
     }
+}
+
+/// Whether the image commit records a manifest that hashes to `digest` (an image stored
+/// under a digest it does not have, by a lying source, must not be reused).
+pub fn stored_manifest_matches(repo: &ostree::Repo, commit: &str, digest: &str) -> Result<bool> {
+    let md = commit_metadata(repo, commit)?;
+    Ok(meta_str(&md, "berth.manifest")
+        .is_some_and(|m| crate::oci::sha256_digest(m.as_bytes()) == digest))
 }
 
 /// The commit's metadata as a dictionary.

@@ -15,16 +15,19 @@ pub mod imgref;
 pub mod import;
 pub mod kargs;
 pub mod layer;
+pub mod layout;
 pub mod objects;
 pub mod oci;
 pub mod progress;
 pub mod source;
 pub mod space;
 pub mod status;
+pub mod targuard;
+pub mod text;
 
 pub use config::Config;
 pub use engine::{
-    install, CheckResult, CleanupReport, Engine, InstallOptions, Pulled, UpdateOptions,
+    install, Approval, CheckResult, CleanupReport, Engine, InstallOptions, Pulled, UpdateOptions,
     UpdateOutcome,
 };
 pub use error::{Error, Result};

@@ -200,8 +200,15 @@ pub fn select_platform(idx: &Index) -> Result<&Descriptor> {
 }
 
 pub fn parse_config(bytes: &[u8], manifest: &Manifest) -> Result<ImageConfig> {
-    let cfg: ImageConfig = serde_json::from_slice(bytes)
+    let mut cfg: ImageConfig = serde_json::from_slice(bytes)
         .map_err(|e| Error::BadManifest(format!("image config: {e}")))?;
+    // Labels (the version) and the created time reach status, terminals and the journal.
+    if let Some(labels) = cfg.config.as_mut().and_then(|c| c.labels.as_mut()) {
+        for v in labels.values_mut() {
+            *v = crate::text::outside(v);
+        }
+    }
+    cfg.created = cfg.created.as_deref().map(crate::text::outside);
     if cfg.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::BadManifest(format!(
             "config lists {} diff_ids for {} layers",

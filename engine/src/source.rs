@@ -6,13 +6,15 @@ use crate::auth::{self, Credentials};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::imgref::{ImageRef, RegistryRef};
+use crate::layout::{LayoutSource, LayoutTrust};
 use crate::oci::{self, Descriptor, ImageConfig, Manifest, ManifestDoc};
+use crate::text::outside;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes of a blob, and whether they start at the requested offset (false: from byte 0).
@@ -36,17 +38,19 @@ pub struct FetchedImage {
 
 pub enum Source {
     Registry(RegistrySource),
-    Layout(LayoutSource),
+    Layout(Arc<LayoutSource>),
 }
 
 impl Source {
-    pub fn new(imgref: &ImageRef, config: &Config) -> Result<Source> {
+    /// `trust` says whose layouts may be read (registries are verified by digest alone).
+    pub fn new(imgref: &ImageRef, config: &Config, trust: LayoutTrust) -> Result<Source> {
         match imgref {
             ImageRef::Registry(r) => Ok(Source::Registry(RegistrySource::new(r, config)?)),
-            ImageRef::Layout { path, tag } => Ok(Source::Layout(LayoutSource {
-                path: path.clone(),
-                tag: tag.clone(),
-            })),
+            ImageRef::Layout { path, tag } => Ok(Source::Layout(Arc::new(LayoutSource::new(
+                path,
+                tag.as_deref(),
+                trust,
+            )))),
         }
     }
 
@@ -54,7 +58,7 @@ impl Source {
     pub async fn current_digest(&self) -> Result<String> {
         match self {
             Source::Registry(r) => r.head_digest().await,
-            Source::Layout(l) => Ok(l.top_descriptor()?.digest),
+            Source::Layout(l) => Ok(l.top_descriptor().await?.digest),
         }
     }
 
@@ -63,8 +67,11 @@ impl Source {
         let (top_digest, top_bytes) = match self {
             Source::Registry(r) => r.manifest(None).await?,
             Source::Layout(l) => {
-                let d = l.top_descriptor()?;
-                (d.digest.clone(), l.read_small_blob(&d).await?)
+                let d = l.top_descriptor().await?;
+                let bytes = l.read_small_blob(&d).await?;
+                // index.json names the digest; the bytes must have it, as from a registry.
+                verify("manifest", &d.digest, &bytes)?;
+                (d.digest.clone(), bytes)
             }
         };
         let (manifest_digest, manifest_bytes, manifest) = match oci::parse_manifest_doc(&top_bytes)?
@@ -121,8 +128,9 @@ fn verify(what: &str, expected: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Config and manifests are small; refuse absurd sizes instead of buffering them.
-const MAX_SMALL_BLOB: u64 = 16 << 20;
+/// Config and manifests are small (a real OS image's are a few KiB); refuse absurd sizes
+/// instead of buffering them.
+pub const MAX_SMALL_BLOB: u64 = 4 << 20;
 
 pub struct RegistrySource {
     client: oci_client::Client,
@@ -258,12 +266,12 @@ fn map_stream_error(registry: &str, e: std::io::Error) -> Error {
         Error::DigestMismatch {
             what: format!("blob from {registry}"),
             expected: String::new(),
-            actual: e.to_string(),
+            actual: outside(&e.to_string()),
         }
     } else {
         Error::Network {
             registry: registry.to_string(),
-            detail: with_causes(&e.to_string(), &e),
+            detail: outside(&with_causes(&e.to_string(), &e)),
         }
     }
 }
@@ -283,7 +291,7 @@ fn with_causes(detail: &str, e: &dyn std::error::Error) -> String {
 /// Turns the client's errors into Berth's: 401/403/404 are final, 5xx and I/O are transient.
 fn map_registry_error(r: &RegistryRef, e: OciDistributionError) -> Error {
     let registry = r.registry.clone();
-    let detail = e.to_string();
+    let detail = outside(&e.to_string());
     match e {
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => {
@@ -339,7 +347,7 @@ fn map_registry_error(r: &RegistryRef, e: OciDistributionError) -> Error {
             } else {
                 Error::Network {
                     registry,
-                    detail: with_causes(&detail, re),
+                    detail: outside(&with_causes(&detail, re)),
                 }
             }
         }
@@ -353,111 +361,5 @@ fn map_registry_error(r: &RegistryRef, e: OciDistributionError) -> Error {
         | OciDistributionError::UnsupportedMediaTypeError(_)
         | OciDistributionError::UnsupportedSchemaVersionError(_) => Error::Unsupported(detail),
         _ => Error::BadManifest(detail),
-    }
-}
-
-pub struct LayoutSource {
-    path: PathBuf,
-    tag: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct LayoutMarker {
-    #[serde(rename = "imageLayoutVersion")]
-    version: String,
-}
-
-impl LayoutSource {
-    fn not_found(&self, what: &str) -> Error {
-        Error::NotFound {
-            what: format!("{what} in OCI layout {}", self.path.display()),
-        }
-    }
-
-    /// The index.json entry for the tag (or the only entry when no tag is given).
-    fn top_descriptor(&self) -> Result<Descriptor> {
-        let marker = std::fs::read(self.path.join("oci-layout"))
-            .map_err(|_| self.not_found("oci-layout file"))?;
-        let marker: LayoutMarker = serde_json::from_slice(&marker)
-            .map_err(|e| Error::BadManifest(format!("oci-layout: {e}")))?;
-        if !marker.version.starts_with("1.") {
-            return Err(Error::Unsupported(format!(
-                "OCI layout version {}",
-                marker.version
-            )));
-        }
-        let index = std::fs::read(self.path.join("index.json"))
-            .map_err(|_| self.not_found("index.json"))?;
-        let index: oci::Index = serde_json::from_slice(&index)
-            .map_err(|e| Error::BadManifest(format!("index.json: {e}")))?;
-        let found: Vec<&Descriptor> = match &self.tag {
-            Some(t) => index
-                .manifests
-                .iter()
-                .filter(|d| d.annotations.get("org.opencontainers.image.ref.name") == Some(t))
-                .collect(),
-            None => index.manifests.iter().collect(),
-        };
-        match found.as_slice() {
-            [one] => {
-                crate::imgref::validate_digest(&one.digest).map_err(Error::BadManifest)?;
-                Ok((*one).clone())
-            }
-            [] => Err(self.not_found(&format!("tag {:?}", self.tag.as_deref().unwrap_or("")))),
-            _ => Err(Error::InvalidReference {
-                reference: format!("oci:{}", self.path.display()),
-                reason: "the layout holds several images: name one with :TAG".into(),
-            }),
-        }
-    }
-
-    fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        crate::imgref::validate_digest(digest).map_err(Error::BadManifest)?;
-        let (alg, hex) = digest.split_once(':').expect("validated digest");
-        Ok(self.path.join("blobs").join(alg).join(hex))
-    }
-
-    async fn read_small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        if desc.size > MAX_SMALL_BLOB {
-            return Err(Error::BadManifest(format!(
-                "blob {} of {} bytes is too large",
-                desc.digest, desc.size
-            )));
-        }
-        let path = self.blob_path(&desc.digest)?;
-        tokio::fs::read(&path)
-            .await
-            .map_err(|_| self.not_found(&format!("blob {}", desc.digest)))
-    }
-
-    async fn open_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let path = self.blob_path(&desc.digest)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|_| self.not_found(&format!("blob {}", desc.digest)))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
-        let stream = futures_util::stream::unfold(Some(file), move |file| {
-            let path = path.clone();
-            async move {
-                let mut file = file?;
-                let mut buf = vec![0u8; 1 << 20];
-                match file.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(Bytes::from(buf)), Some(file)))
-                    }
-                    Err(e) => Some((Err(Error::io(format!("read {}", path.display()), e)), None)),
-                }
-            }
-        })
-        .boxed();
-        Ok(BlobStream {
-            from_offset: true,
-            stream,
-        })
     }
 }

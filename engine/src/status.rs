@@ -109,4 +109,7 @@ pub struct CachedUpdate {
     pub commit: String,
     pub version: Option<String>,
     pub timestamp: Option<String>,
+    /// The booted deployment's commit when it was downloaded.
+    #[serde(default)]
+    pub base: Option<String>,
 }

@@ -24,6 +24,8 @@ pub enum Action {
     Pin,
     Configure,
     FactoryReset,
+    /// Cancelling work someone else started (root's, the timer's, another user's).
+    CancelOthers,
 }
 
 impl Action {
@@ -38,7 +40,29 @@ impl Action {
             Action::Pin => "org.berth.berth1.pin",
             Action::Configure => "org.berth.berth1.configure",
             Action::FactoryReset => "org.berth.berth1.factory-reset",
+            Action::CancelOthers => "org.berth.berth1.cancel-others",
         }
+    }
+}
+
+/// What is being approved, passed to polkit as details: the prompt shows them (the action
+/// messages say `$(image)`), and rules can decide on them (`action.lookup("image")`).
+#[derive(Debug, Clone, Default)]
+pub struct Details(Vec<(&'static str, String)>);
+
+impl Details {
+    /// Every check names its operation ("update", "switch", ...).
+    pub fn new(operation: &str) -> Self {
+        Details(vec![("operation", operation.to_string())])
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.0.push((key, value.into()));
+        self
+    }
+
+    fn to_map(&self) -> HashMap<&str, &str> {
+        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }
 }
 
@@ -97,13 +121,14 @@ impl Authority {
         &self,
         hdr: &Header<'_>,
         actions: &[Action],
+        details: &Details,
     ) -> Result<Caller, BusError> {
         let caller = self.caller(hdr).await?;
         if caller.uid == 0 {
             return Ok(caller);
         }
         for &action in actions {
-            self.check(hdr, &caller, action).await?;
+            self.check(hdr, &caller, action, details).await?;
         }
         Ok(caller)
     }
@@ -113,6 +138,7 @@ impl Authority {
         hdr: &Header<'_>,
         caller: &Caller,
         action: Action,
+        details: &Details,
     ) -> Result<(), BusError> {
         let subject = Subject::new_for_message_header(hdr)
             .map_err(|e| BusError::not_authorized(format!("cannot build a polkit subject: {e}")))?;
@@ -134,12 +160,13 @@ impl Authority {
             .await
             .map_err(|e| BusError::not_authorized(format!("polkit is unavailable: {e}")))?;
         let result = polkit
-            .check_authorization(&subject, action.id(), &HashMap::new(), flags, "")
+            .check_authorization(&subject, action.id(), &details.to_map(), flags, "")
             .await
             .map_err(|e| BusError::not_authorized(format!("polkit could not decide: {e}")))?;
         tracing::info!(
             action = action.id(),
             caller = %caller.describe(),
+            details = ?details.0,
             interactive,
             authorized = result.is_authorized,
             challenge = result.is_challenge,

@@ -36,6 +36,13 @@ impl BusError {
             message: message.into(),
         }
     }
+    /// A per-user limit was reached (the bus's standard name for it).
+    pub fn limits_exceeded(message: impl Into<String>) -> Self {
+        BusError {
+            name: "org.freedesktop.DBus.Error.LimitsExceeded".into(),
+            message: message.into(),
+        }
+    }
     /// polkit would ask for a password, but the caller did not allow interaction.
     pub fn interactive_auth_required(message: impl Into<String>) -> Self {
         BusError {

@@ -1,7 +1,7 @@
 //! berthd's bus service: owns org.berth.Berth1, runs one transaction at a time, publishes the
 //! Manager's properties, tracks watching clients and exits when idle.
 
-use crate::authz::{Action, Authority, Caller};
+use crate::authz::{Action, Authority, Caller, Details};
 use crate::bus_error::BusError;
 use crate::manager::ManagerObject;
 use crate::state::{self, Facts};
@@ -10,16 +10,20 @@ use berth_dbus::{BUS_NAME, MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PRE
 use berth_engine::{Cancel, Engine, ProgressFn};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zbus::message::Header;
+use zbus::names::BusName;
 use zbus::zvariant::{ObjectPath, OwnedValue, Value};
 use zbus::Connection;
 
 /// Finished transactions kept on the bus for late readers.
 const KEEP_FINISHED: usize = 8;
+/// Registered clients (open windows, monitors) one user other than root may keep at once:
+/// enough for every client Berth ships, too few to pile up memory.
+const MAX_CLIENTS_PER_USER: usize = 4;
 /// Marks a transaction in flight, so a restarted berthd can say the last one was interrupted.
 const IN_FLIGHT: &str = "ostree/berth/transaction.json";
 
@@ -51,7 +55,8 @@ struct Inner {
     active: Option<Arc<TxnShared>>,
     next_id: u64,
     finished: VecDeque<String>,
-    clients: HashSet<String>,
+    /// Registered clients' bus names, with their uids.
+    clients: HashMap<String, u32>,
     last_activity: Instant,
     /// Method calls being handled (a polkit prompt can take a while): no idle exit meanwhile.
     calls_in_flight: usize,
@@ -231,9 +236,10 @@ impl Daemon {
         kind: Kind,
         key: String,
         actions: &[Action],
+        details: &Details,
         work: Work,
     ) -> Result<ObjectPath<'static>, BusError> {
-        let caller: Caller = self.authority.authorize(hdr, actions).await?;
+        let caller: Caller = self.authority.authorize(hdr, actions, details).await?;
         let txn = {
             let mut inner = self.lock();
             inner.last_activity = Instant::now();
@@ -395,8 +401,35 @@ impl Daemon {
         let _ = std::fs::remove_file(&path);
     }
 
-    pub fn register_client(&self, name: &str) {
-        self.lock().clients.insert(name.to_string());
+    /// Keeps berthd running for `caller` until it unregisters or leaves the bus.
+    pub async fn register_client(&self, caller: &Caller) -> Result<(), BusError> {
+        {
+            let mut inner = self.lock();
+            let theirs = inner.clients.values().filter(|u| **u == caller.uid).count();
+            if caller.uid != 0
+                && !inner.clients.contains_key(&caller.sender)
+                && theirs >= MAX_CLIENTS_PER_USER
+            {
+                return Err(BusError::limits_exceeded(format!(
+                    "uid {} already has {theirs} registered clients",
+                    caller.uid
+                )));
+            }
+            inner.clients.insert(caller.sender.clone(), caller.uid);
+        }
+        // A client that left between its call and now sent its NameOwnerChanged already:
+        // ask the bus, so no registration outlives its client.
+        let present = match zbus::fdo::DBusProxy::new(&self.conn).await {
+            Ok(bus) => match BusName::try_from(caller.sender.as_str()) {
+                Ok(name) => bus.name_has_owner(name).await.unwrap_or(false),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !present {
+            self.unregister_client(&caller.sender);
+        }
+        Ok(())
     }
 
     pub fn unregister_client(&self, name: &str) {
@@ -449,7 +482,7 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
             active: None,
             next_id: 1,
             finished: VecDeque::new(),
-            clients: HashSet::new(),
+            clients: HashMap::new(),
             last_activity: Instant::now(),
             calls_in_flight: 0,
             quick_call: None,

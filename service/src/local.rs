@@ -88,9 +88,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => print_json(
             &engine
                 .update(
+                    // Root's own command: an administrator's choice.
                     UpdateOptions {
                         download_only,
                         from_downloaded,
+                        approved: berth_engine::Approval::ADMIN,
                     },
                     progress,
                     &cancel,

@@ -133,18 +133,9 @@ fn main() {
     }
 }
 
-/// Distinct exit codes let scripts tell the common failures apart.
+/// Distinct exit codes let scripts tell the common failures apart (the CLI's codes).
 fn exit_code(name: &str) -> i32 {
-    match name {
-        "InvalidReference" | "InvalidConfiguration" => 2,
-        "Network" | "RegistryUnauthorized" | "RegistryForbidden" | "ImageNotFound" => 3,
-        "DigestMismatch" | "CorruptLayer" | "HostileLayer" | "BadManifest" | "NotBootable"
-        | "Unsupported" => 4,
-        "NoSpace" => 5,
-        "Cancelled" => 6,
-        "WrongState" | "Busy" => 7,
-        _ => 1,
-    }
+    berth_dbus::exit_code_for(&format!("{}.{name}", berth_dbus::ERROR_PREFIX))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -177,7 +168,12 @@ fn init_logging(service: bool) {
     match journald {
         Some(j) => registry.with(j).init(),
         None => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colour codes only for a person at a terminal, never into log files.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .init(),
     }
 }

@@ -2,14 +2,14 @@
 //! methods that start transactions. Arguments are validated before anything starts, so bad
 //! input is a method error, never a failed transaction.
 
-use crate::authz::Action;
+use crate::authz::{Action, Details};
 use crate::bus_error::BusError;
 use crate::daemon::{Daemon, Work};
 use crate::options::Flags;
 use crate::state;
 use crate::transaction::Kind;
 use berth_dbus::Options;
-use berth_engine::{ImageRef, UpdateOptions, UpdateOutcome};
+use berth_engine::{Approval, ImageRef, UpdateOptions, UpdateOutcome};
 use futures_util::FutureExt;
 use std::sync::Arc;
 use zbus::interface;
@@ -93,6 +93,7 @@ impl ManagerObject {
         let mut opts = UpdateOptions {
             download_only: f.bool("download-only")?,
             from_downloaded: f.bool("from-downloaded")?,
+            approved: Approval::default(),
         };
         let reboot = f.bool("reboot")?;
         if opts.download_only && (opts.from_downloaded || reboot) {
@@ -100,7 +101,8 @@ impl ManagerObject {
                 "download-only cannot be combined with from-downloaded or reboot",
             ));
         }
-        if f.bool("automatic")? {
+        let automatic = f.bool("automatic")?;
+        if automatic {
             if opts.download_only || opts.from_downloaded || reboot {
                 return Err(BusError::invalid_args(
                     "automatic takes no other options: the configured policy decides",
@@ -112,6 +114,24 @@ impl ManagerObject {
                 "download" => opts.download_only = true,
                 "apply" => {}
                 _ => return Err(BusError::wrong_state("automatic updates are off")),
+            }
+        }
+        let plan = plan_update(&self.d.engine, opts.from_downloaded).await?;
+        let mut actions = with_reboot(Action::Update, reboot);
+        let mut details = Details::new("update").with("image", plan.image.to_string());
+        if let Some(v) = &plan.version {
+            details = details.with("version", v.as_str());
+        }
+        // What a routine update cannot carry (a layout others can change, going back to an
+        // older image) needs what a switch needs: an administrator. Nobody approves for the
+        // timer, so automatic updates never carry it.
+        let caller = self.d.authority.caller(&hdr).await?;
+        if !automatic {
+            if caller.uid == 0 {
+                opts.approved = Approval::ADMIN;
+            } else if plan.needs_admin() {
+                actions.push(Action::Switch);
+                opts.approved = Approval::ADMIN;
             }
         }
         let key = format!("update {opts:?} reboot={reboot}");
@@ -131,13 +151,7 @@ impl ManagerObject {
         });
         let p = self
             .d
-            .begin(
-                &hdr,
-                Kind::Update,
-                key,
-                &with_reboot(Action::Update, reboot),
-                work,
-            )
+            .begin(&hdr, Kind::Update, key, &actions, &details, work)
             .await?;
         Ok(p.into())
     }
@@ -152,6 +166,7 @@ impl ManagerObject {
         let image = ImageRef::parse(&image)?;
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
         let key = format!("switch {image} reboot={reboot}");
+        let details = Details::new("switch").with("image", image.to_string());
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
@@ -170,6 +185,7 @@ impl ManagerObject {
                 Kind::Switch,
                 key,
                 &with_reboot(Action::Switch, reboot),
+                &details,
                 work,
             )
             .await?;
@@ -198,9 +214,10 @@ impl ManagerObject {
         });
         let key = format!("rollback reboot={reboot}");
         let actions = with_reboot(Action::Rollback, reboot);
+        let details = self.deployment_details("rollback", state::rollback);
         let p = self
             .d
-            .begin(&hdr, Kind::Rollback, key, &actions, work)
+            .begin(&hdr, Kind::Rollback, key, &actions, &details, work)
             .await?;
         Ok(p.into())
     }
@@ -227,9 +244,10 @@ impl ManagerObject {
         });
         let key = format!("factory-reset reboot={reboot}");
         let actions = with_reboot(Action::FactoryReset, reboot);
+        let details = self.deployment_details("factory-reset", state::booted);
         let p = self
             .d
-            .begin(&hdr, Kind::FactoryReset, key, &actions, work)
+            .begin(&hdr, Kind::FactoryReset, key, &actions, &details, work)
             .await?;
         Ok(p.into())
     }
@@ -259,6 +277,7 @@ impl ManagerObject {
                 Kind::Cleanup,
                 "cleanup".into(),
                 &[Action::Cleanup],
+                &Details::new("cleanup"),
                 work,
             )
             .await?;
@@ -282,7 +301,10 @@ impl ManagerObject {
     ) -> Result<(), BusError> {
         let _call = self.d.call();
         Flags::parse(&options, &[])?;
-        self.d.authority.authorize(&hdr, &[Action::Reboot]).await?;
+        self.d
+            .authority
+            .authorize(&hdr, &[Action::Reboot], &Details::new("reboot"))
+            .await?;
         let _slot = self.d.quick("reboot")?;
         let r = self.d.reboot_system().await;
         self.d.refresh().await;
@@ -300,9 +322,11 @@ impl ManagerObject {
         if let Some(p) = &policy {
             crate::settings::validate(p)?;
         }
+        let details =
+            Details::new("configure").with("automatic-updates", policy.clone().unwrap_or_default());
         self.d
             .authority
-            .authorize(&hdr, &[Action::Configure])
+            .authorize(&hdr, &[Action::Configure], &details)
             .await?;
         if let Some(p) = policy {
             crate::settings::store(&self.d.settings_path, &p)?;
@@ -319,9 +343,9 @@ impl ManagerObject {
     ) -> Result<(), BusError> {
         let _call = self.d.call();
         Flags::parse(&options, &[])?;
-        let sender = hdr.sender().ok_or_else(|| BusError::failed("no sender"))?;
-        self.d.register_client(sender.as_str());
-        Ok(())
+        // Identifying the caller fails once it has left the bus: nothing stale is kept.
+        let caller = self.d.authority.caller(&hdr).await?;
+        self.d.register_client(&caller).await
     }
 
     async fn unregister_client(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
@@ -401,19 +425,99 @@ impl ManagerObject {
         });
         let p = self
             .d
-            .begin(hdr, Kind::Check, "check".into(), &[Action::Check], work)
+            .begin(
+                hdr,
+                Kind::Check,
+                "check".into(),
+                &[Action::Check],
+                &Details::new("check"),
+                work,
+            )
             .await?;
         Ok(p.into())
     }
 
+    /// The operation, with the image and version of the deployment it brings (back).
+    fn deployment_details(
+        &self,
+        operation: &str,
+        which: fn(&state::Facts) -> Option<&berth_engine::status::DeploymentInfo>,
+    ) -> Details {
+        let facts = self.d.facts();
+        let image = which(&facts).and_then(|d| d.image.as_ref());
+        Details::new(operation)
+            .with(
+                "image",
+                image.map_or("no image", |i| i.image.image.as_str()),
+            )
+            .with(
+                "version",
+                image
+                    .and_then(|i| i.version.as_deref())
+                    .unwrap_or("unknown"),
+            )
+    }
+
     async fn set_pinned(&self, hdr: &Header<'_>, index: u32, pinned: bool) -> Result<(), BusError> {
-        self.d.authority.authorize(hdr, &[Action::Pin]).await?;
+        let operation = if pinned { "pin" } else { "unpin" };
+        let details = Details::new(operation).with("index", index.to_string());
+        self.d
+            .authority
+            .authorize(hdr, &[Action::Pin], &details)
+            .await?;
         let _slot = self.d.quick(if pinned { "pin" } else { "unpin" })?;
         let engine = self.d.engine.clone();
         let r = blocking(move || engine.set_pinned(index as usize, pinned)).await;
         self.d.refresh().await;
         r
     }
+}
+
+/// What an update would follow, known before it starts.
+struct UpdatePlan {
+    image: ImageRef,
+    /// Version of the downloaded update it would stage.
+    version: Option<String>,
+    /// Why the followed OCI layout may hold someone else's image.
+    untrusted_layout: Option<String>,
+    /// The downloaded update it would stage is older than the booted image.
+    cached_downgrade: bool,
+}
+
+impl UpdatePlan {
+    fn needs_admin(&self) -> bool {
+        self.untrusted_layout.is_some() || self.cached_downgrade
+    }
+}
+
+async fn plan_update(
+    engine: &berth_engine::Engine,
+    from_downloaded: bool,
+) -> Result<UpdatePlan, BusError> {
+    let engine = engine.clone();
+    blocking(move || {
+        let image = engine.tracked_image()?;
+        let untrusted_layout = match &image {
+            ImageRef::Layout { path, .. } => berth_engine::layout::untrusted_reason(path),
+            ImageRef::Registry(_) => None,
+        };
+        let cached = if from_downloaded {
+            engine.cached_update()?
+        } else {
+            None
+        };
+        let cached_downgrade = match &cached {
+            Some(c) => engine.is_downgrade(c.timestamp.as_deref())?,
+            None => false,
+        };
+        Ok(UpdatePlan {
+            image,
+            version: cached.and_then(|c| c.version),
+            untrusted_layout,
+            cached_downgrade,
+        })
+    })
+    .await
 }
 
 /// Resolves once `cancel` is set.

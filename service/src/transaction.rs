@@ -3,7 +3,7 @@
 //! as a `Progress` signal plus one `PropertiesChanged` (a phase that passed in between is
 //! still published once), and `Finished` exactly once.
 
-use crate::authz::{Action, Authority};
+use crate::authz::{Action, Authority, Details};
 use crate::bus_error::BusError;
 use berth_engine::{Cancel, Phase, Progress, ProgressFn};
 use futures_util::future::BoxFuture;
@@ -36,18 +36,6 @@ impl Kind {
             Kind::Rollback => "rollback",
             Kind::FactoryReset => "factory-reset",
             Kind::Cleanup => "cleanup",
-        }
-    }
-
-    /// The polkit action that started it; cancelling needs the same.
-    pub fn action(self) -> Action {
-        match self {
-            Kind::Check => Action::Check,
-            Kind::Update => Action::Update,
-            Kind::Switch => Action::Switch,
-            Kind::Rollback => Action::Rollback,
-            Kind::FactoryReset => Action::FactoryReset,
-            Kind::Cleanup => Action::Cleanup,
         }
     }
 }
@@ -319,8 +307,13 @@ impl TransactionObject {
     async fn cancel(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
         let caller = self.authority.caller(&hdr).await?;
         if caller.uid != self.txn.initiator_uid {
+            // Being allowed to start such work is not enough to stop someone else's (root's,
+            // the timer's): that is an administrator's call.
+            let details = Details::new("cancel")
+                .with("transaction", self.txn.kind.as_str())
+                .with("initiator", self.txn.initiator.as_str());
             self.authority
-                .authorize(&hdr, &[self.txn.kind.action()])
+                .authorize(&hdr, &[Action::CancelOthers], &details)
                 .await?;
         }
         if self.txn.outcome().is_some() {

@@ -19,6 +19,18 @@ pub enum Fault {
     Status(u16),
     /// Blob bodies flow at about this many bytes a second (a slow link, for long transfers).
     Throttle(usize),
+    /// Every request gets this status with a plain-text body full of terminal escapes,
+    /// a forged log line and 64 KiB of filler, as a hostile registry would send.
+    HostileBody(u16),
+}
+
+/// What `Fault::HostileBody` sends: an escape that retitles the terminal, one that clears
+/// it, a colour change, a newline starting a fake log line, and a long tail.
+pub fn hostile_body() -> String {
+    format!(
+        "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mdenied\nberthd[1]: update finished: ok {}",
+        "A".repeat(64 << 10)
+    )
 }
 
 pub struct Proxy {
@@ -110,6 +122,11 @@ fn serve(
     };
     if let Fault::Status(code) = fault {
         fail(&mut client, code);
+        return Ok(());
+    }
+    if let Fault::HostileBody(code) = fault {
+        let body = hostile_body();
+        let _ = write!(client, "HTTP/1.1 {code} Hostile\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
         return Ok(());
     }
     if is_blob_get && matches!(fault, Fault::ServerError(_)) && take(remaining) {

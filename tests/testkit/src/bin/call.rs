@@ -1,6 +1,8 @@
 //! berth-call: one Manager call as the current user, for the authorization tests.
 //! `berth-call [--interactive] [--wait] METHOD [ARG]` prints `OK [PATH [OUTCOME]]` or
 //! `ERR <D-Bus error name> <message>`, and exits 0 either way (1 for a usage error).
+//! Two client-lifetime probes: `RegisterMany N` registers N connections at once (a line each)
+//! and `RegisterAndLeave N` N times sends RegisterClient without waiting and leaves the bus.
 
 use berth_dbus::{options, ManagerProxy, TransactionProxy};
 use futures_util::StreamExt;
@@ -16,6 +18,13 @@ async fn main() {
         eprintln!("usage: berth-call [--interactive] [--wait] METHOD [ARG]");
         std::process::exit(1);
     };
+    if let Some(n) = arg.as_deref().and_then(|a| a.parse::<usize>().ok()) {
+        match method.as_str() {
+            "RegisterMany" => return register_many(n).await,
+            "RegisterAndLeave" => return register_and_leave(n).await,
+            _ => {}
+        }
+    }
     match call(&method, arg.as_deref(), interactive, wait).await {
         Ok(out) => println!("OK {out}"),
         Err(zbus::Error::MethodError(name, msg, _)) => {
@@ -53,6 +62,10 @@ async fn call(
         }
         "Check" | "Update" | "Rollback" | "FactoryReset" | "Cleanup" => {
             p.call_with_flags(method, flags, &(options([]),)).await?
+        }
+        "UpdateFromDownloaded" => {
+            let o = options([("from-downloaded", Value::from(true))]);
+            p.call_with_flags("Update", flags, &(o,)).await?
         }
         "Switch" => {
             p.call_with_flags(method, flags, &(arg, options([])))
@@ -97,4 +110,36 @@ async fn call(
         t.error_name().await?
     };
     Ok(format!("{path} {outcome}"))
+}
+
+/// N connections, each registered as a client, all open until every answer is in.
+async fn register_many(n: usize) {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let conn = zbus::Connection::system().await.expect("bus");
+        let m = ManagerProxy::new(&conn).await.expect("proxy");
+        match m.register_client(options([])).await {
+            Ok(()) => println!("OK"),
+            Err(zbus::Error::MethodError(name, msg, _)) => {
+                println!("ERR {} {}", name.as_str(), msg.unwrap_or_default())
+            }
+            Err(e) => println!("ERR other {e}"),
+        }
+        conns.push(conn);
+    }
+}
+
+/// N clients that register without waiting for the answer and leave the bus at once.
+async fn register_and_leave(n: usize) {
+    for _ in 0..n {
+        let conn = zbus::Connection::system().await.expect("bus");
+        let m = ManagerProxy::new(&conn).await.expect("proxy");
+        m.inner()
+            .call_noreply("RegisterClient", &(options([]),))
+            .await
+            .expect("send");
+        drop(m);
+        conn.close().await.expect("close");
+    }
+    println!("OK");
 }

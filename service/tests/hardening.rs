@@ -1,0 +1,543 @@
+//! The security review's findings (issue 8), each proven on the real path: berthd on a private
+//! bus with real polkitd, a real registry, tmpfs sysroots, and real unprivileged users.
+
+mod common;
+
+use berth_dbus::options;
+use berth_engine::{progress, Cancel, ImageRef};
+use berth_testkit::bus::{as_user, users};
+use berth_testkit::proxy::{Fault, Proxy};
+use berth_testkit::{demo, image};
+use common::service::Service;
+use common::Env;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Every file and directory under `dir` with group or other access, as "mode path" lines.
+fn open_to_others(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(format!("{mode:o} {}", p.display()));
+        }
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+async fn wait_for_bytes(svc: &Service, path: &str) {
+    let t = svc.transaction(path).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.bytes_done().await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no bytes in 60 s: {}", svc.log());
+        assert!(
+            !t.is_finished().await.unwrap(),
+            "{:?}",
+            t.error_message().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Item 5: a cancelled download leaves nothing another user can read, and a user cannot hold
+/// the cache lock to freeze updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blob_cache_is_root_only_and_its_lock_out_of_users_reach() {
+    let svc = Service::start("hardening-cache").await;
+    let big = svc.push_big();
+    let m = svc.manager().await;
+    let path = m.switch(&big, options([])).await.unwrap();
+    wait_for_bytes(&svc, path.as_str()).await;
+    svc.transaction(path.as_str()).await.cancel().await.unwrap();
+    let done = svc.finish(path.as_str()).await;
+    assert_eq!(
+        done.error_name, "org.berth.Berth1.Error.Cancelled",
+        "{done:?}"
+    );
+
+    let cache = svc.env.sysroot().join("ostree/berth/cache");
+    let partials: Vec<_> = std::fs::read_dir(cache.join("partial")).unwrap().collect();
+    assert!(
+        !partials.is_empty(),
+        "the cancelled download left no partial blob"
+    );
+    assert_eq!(open_to_others(&cache), Vec::<String>::new());
+    let partial = partials[0].as_ref().unwrap().path();
+    let read = as_user(users::PLAIN, "cat").arg(&partial).output().unwrap();
+    assert!(!read.status.success(), "a user read {}", partial.display());
+
+    // A user tries to hold the lock for a minute, as `flock(1)` would; the lock is not theirs
+    // to take, so an update goes through meanwhile.
+    let mut holder = as_user(users::PLAIN, "flock")
+        .args(["-n", cache.join("lock").to_str().unwrap(), "sleep", "60"])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = holder.try_wait().unwrap().is_none();
+    let again = m
+        .switch(&svc.env.image("2").to_string(), options([]))
+        .await
+        .unwrap();
+    let done = svc.finish(again.as_str()).await;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!held, "an unprivileged user holds the blob cache lock");
+    assert!(done.success, "{done:?}");
+    assert_eq!(open_to_others(&cache), Vec::<String>::new());
+}
+
+/// `berth-call` as `user`: one Manager call, printing `OK ...` or `ERR <name> <message>`.
+fn call_as(svc: &Service, user: &str, method: &str, arg: &str) -> String {
+    let bin = common::service::berthd_bin().with_file_name("berth-call");
+    let out = as_user(user, bin.to_str().unwrap())
+        .args(["--wait", method, arg])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `busctl call` on berthd's bus as `user`, without interactive authorization.
+fn busctl_as(svc: &Service, user: &str, args: &[&str]) -> std::process::Output {
+    as_user(user, "busctl")
+        .arg(format!("--address={}", svc.bus.address))
+        .arg("--allow-interactive-authorization=no")
+        .arg("call")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Item 7: being allowed to start an update is not enough to cancel root's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_someone_elses_work_needs_an_administrator() {
+    let svc = Service::start("hardening-cancel").await;
+    let big = svc.push_big();
+    let m = svc.manager().await;
+    let path = m.switch(&big, options([])).await.unwrap();
+    wait_for_bytes(&svc, path.as_str()).await;
+    for user in [users::GRANTED, users::PLAIN] {
+        let out = busctl_as(
+            &svc,
+            user,
+            &[
+                "org.berth.Berth1",
+                path.as_str(),
+                "org.berth.Berth1.Transaction",
+                "Cancel",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{user} cancelled root's switch");
+        assert!(
+            err.contains("org.berth.berth1.cancel-others"),
+            "{user}: {err}"
+        );
+    }
+    let done = svc.finish(path.as_str()).await;
+    assert!(done.success, "root's switch was stopped: {done:?}");
+}
+
+/// Item 8: polkit hears what is approved (operation and image), so a rule can decide on it and
+/// a prompt can show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polkit_decides_on_the_image_being_approved() {
+    let svc = Service::start("hardening-details").await;
+    // tests/polkit/50-berth-tests.rules lets berth-granted switch to tag 3 only.
+    let v2 = svc.env.image("2").to_string();
+    let v3 = svc.env.image("3").to_string();
+    let refused = call_as(&svc, users::GRANTED, "Switch", &v2);
+    assert!(
+        refused.starts_with("ERR org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"),
+        "{refused}"
+    );
+    let granted = call_as(&svc, users::GRANTED, "Switch", &v3);
+    assert!(
+        granted.starts_with("OK ") && granted.ends_with("success"),
+        "{granted}"
+    );
+    let log = svc.log();
+    assert!(log.contains(&format!("(\"image\", \"{v3}\")")), "{log}");
+}
+
+/// Item 9: a registry's error text reaches the caller, the properties and the journal inert
+/// (no terminal escapes, no forged log lines) and bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_registry_error_is_printed_inert() {
+    let mut svc = Service::start("hardening-text").await;
+    let hostile = Proxy::start(&svc.env.registry.addr, Fault::HostileBody(400)).unwrap();
+    std::fs::write(
+        &svc.config,
+        format!("insecure-registries = [\"{}\"]\n", hostile.addr),
+    )
+    .unwrap();
+    svc.kill_and_restart_berthd();
+    let out = std::process::Command::new(common::service::berth_bin())
+        .args(["switch", &format!("{}/berth/demo:2", hostile.addr)])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(
+        !printed.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&printed)
+    );
+    assert!(printed.len() < 4096, "{} bytes printed", printed.len());
+    let m = svc.manager().await;
+    let message = m.error_message().await.unwrap();
+    assert!(message.contains("denied"), "{message}");
+    assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+    assert!(message.len() < 2048, "{} bytes", message.len());
+    let log = svc.log();
+    assert!(!log.contains('\u{1b}'), "escape in the log");
+    assert!(
+        !log.contains("\nberthd[1]: update finished"),
+        "forged log line"
+    );
+}
+
+/// Item 13: a user cannot pile up registrations, and a client that leaves at once leaves
+/// nothing behind to keep berthd alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_registrations_are_bounded_and_never_outlive_their_client() {
+    let mut svc = Service::start_with_idle("hardening-clients", 2).await;
+    let bin = common::service::berthd_bin().with_file_name("berth-call");
+    let out = as_user(users::PLAIN, bin.to_str().unwrap())
+        .args(["RegisterMany", "6"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("OK")).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        text.contains("ERR org.freedesktop.DBus.Error.LimitsExceeded"),
+        "{text}"
+    );
+    // Clients that register and vanish at once, many times over.
+    let out = as_user(users::PLAIN, bin.to_str().unwrap())
+        .args(["RegisterAndLeave", "40"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let berthd = svc.berthd.as_mut().unwrap();
+    assert!(
+        berthd.wait_exit(Duration::from_secs(20)),
+        "berthd stayed up for departed clients: {}",
+        berthd.log_text()
+    );
+}
+
+/// Item 13: the bus itself refuses anything but Berth's interfaces and the standard ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_policy_admits_only_berths_interfaces() {
+    let svc = Service::start("hardening-policy").await;
+    let other = busctl_as(
+        &svc,
+        users::PLAIN,
+        &[
+            "org.berth.Berth1",
+            "/org/berth/Berth1",
+            "org.example.NotBerth",
+            "Anything",
+        ],
+    );
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(
+        err.contains("Access denied") || err.contains("AccessDenied"),
+        "{err}"
+    );
+    let props = busctl_as(
+        &svc,
+        users::PLAIN,
+        &[
+            "org.berth.Berth1",
+            "/org/berth/Berth1",
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            "ss",
+            "org.berth.Berth1.Manager",
+            "State",
+        ],
+    );
+    assert!(props.status.success(), "{props:?}");
+}
+
+/// Points registry tag `to` of the demo image at the image tagged `from`.
+fn retag(svc: &Service, from: &str, to: &str) {
+    let reg = &svc.env.registry.addr;
+    let st = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{reg}/berth/demo:{from}"))
+        .arg(format!("docker://{reg}/berth/demo:{to}"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Pushes demo version 2 rebuilt with a created time years before the others, as tag "old".
+fn push_old(svc: &Service) {
+    let mut old = demo::version(2);
+    old.created = "2020-01-01T00:00:00Z".into();
+    image::write_layout(&svc.env.layout, &[("old", &old)]).unwrap();
+    svc.env
+        .registry
+        .push(&svc.env.layout, "old", "berth/demo")
+        .unwrap();
+}
+
+async fn update_with(svc: &Service, opts: berth_dbus::Options) -> common::service::Finished {
+    let path = svc.manager().await.update(opts).await.unwrap();
+    svc.finish(path.as_str()).await
+}
+
+/// Item 3: an image older than the booted one is never staged by a routine or automatic
+/// update; going back is an administrator's decision (root, or the switch action).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_image_is_staged_only_with_an_administrators_approval() {
+    let svc = Service::start("hardening-downgrade").await;
+    push_old(&svc);
+    retag(&svc, "old", "1");
+    let m = svc.manager().await;
+    let routine = call_as(&svc, users::GRANTED, "Update", "");
+    assert!(
+        routine.ends_with("org.berth.Berth1.Error.Downgrade"),
+        "{routine}"
+    );
+    m.configure(options([("automatic-updates", "apply".into())]))
+        .await
+        .unwrap();
+    let automatic = update_with(&svc, options([("automatic", true.into())])).await;
+    assert_eq!(
+        automatic.error_name, "org.berth.Berth1.Error.Downgrade",
+        "{automatic:?}"
+    );
+    assert!(m.staged().await.unwrap().is_empty());
+
+    // Root may download it; a user may not stage that download without an administrator.
+    let root = update_with(&svc, options([("download-only", true.into())])).await;
+    assert!(root.success, "{root:?}");
+    assert!(!m.cached_update().await.unwrap().is_empty());
+    let bin = common::service::berthd_bin().with_file_name("berth-call");
+    let out = as_user(users::GRANTED, bin.to_str().unwrap())
+        .args(["--wait", "UpdateFromDownloaded"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("ERR org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"),
+        "{text}"
+    );
+    assert!(
+        m.staged().await.unwrap().is_empty(),
+        "the older download was staged"
+    );
+    let root = update_with(&svc, options([("from-downloaded", true.into())])).await;
+    assert!(root.success, "{root:?}");
+}
+
+/// Item 3: a download is dropped once something else is staged: it cannot be staged later
+/// over what the administrator chose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_goes_stale_when_something_else_is_staged() {
+    let svc = Service::start("hardening-stale").await;
+    retag(&svc, "2", "1");
+    let m = svc.manager().await;
+    let down = update_with(&svc, options([("download-only", true.into())])).await;
+    assert!(down.success, "{down:?}");
+    assert!(!m.cached_update().await.unwrap().is_empty());
+    let path = m
+        .switch(&svc.env.image("3").to_string(), options([]))
+        .await
+        .unwrap();
+    assert!(svc.finish(path.as_str()).await.success);
+    assert!(
+        m.cached_update().await.unwrap().is_empty(),
+        "the download outlived the switch"
+    );
+    let again = call_as(&svc, users::GRANTED, "UpdateFromDownloaded", "");
+    assert!(
+        again.ends_with("org.berth.Berth1.Error.WrongState"),
+        "{again}"
+    );
+    let staged = m.staged().await.unwrap();
+    let version: String = staged
+        .get("version")
+        .map(|v| v.try_clone().unwrap().try_into().unwrap())
+        .unwrap_or_default();
+    assert_eq!(version, "3");
+}
+
+/// Item 2: a layout that names one digest and holds another image is refused, and an image
+/// stored under a digest it does not have is never reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_source_can_plant_an_image_under_another_digest() {
+    let env = Env::new("hardening-plant");
+    let engine = env.install(&env.image("1")).await;
+    let v2_digest = env.written[1].manifest_digest.clone();
+    let v2_hex = v2_digest.trim_start_matches("sha256:");
+    // A layout holding v3 whose index.json says it is v2.
+    let liar = env.dir.join("liar");
+    let w = image::write_layout(&liar, &[("x", &demo::version(3))]).unwrap();
+    let v3_hex = w[0]
+        .manifest_digest
+        .trim_start_matches("sha256:")
+        .to_string();
+    std::fs::copy(
+        liar.join("blobs/sha256").join(&v3_hex),
+        liar.join("blobs/sha256").join(v2_hex),
+    )
+    .unwrap();
+    let index = std::fs::read_to_string(liar.join("index.json")).unwrap();
+    std::fs::write(liar.join("index.json"), index.replace(&v3_hex, v2_hex)).unwrap();
+    let lying = ImageRef::parse(&format!("oci:{}:x", liar.display())).unwrap();
+    let err = engine
+        .switch(&lying, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "DigestMismatch", "{err}");
+
+    // What such a layout could have left with an older Berth: v3 stored as v2.
+    let v3 = engine
+        .pull(&env.image("3"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    let repo = env.sysroot().join("ostree/repo");
+    let st = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["refs", "--force", "--create"])
+        .arg(berth_engine::import::image_ref(&v2_digest))
+        .arg(&v3.commit)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let by_digest =
+        ImageRef::parse(&format!("{}/berth/demo@{v2_digest}", env.registry.addr)).unwrap();
+    engine
+        .switch(&by_digest, progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    engine.reboot().unwrap();
+    assert_eq!(common::booted_version(&engine), "2");
+    env.fsck();
+}
+
+/// Item 1: a layout a user can write is not followed by routine or automatic updates; an
+/// administrator may still choose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_a_user_can_write_needs_an_administrator() {
+    let svc = Service::start("hardening-layout").await;
+    let usb = svc.env.dir.join("usb");
+    image::write_layout(&usb, &[("2", &demo::version(2))]).unwrap();
+    let st = std::process::Command::new("chown")
+        .args(["-R", users::PLAIN])
+        .arg(&usb)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let m = svc.manager().await;
+    // The administrator (root) chooses it, and it boots.
+    let layout = format!("oci:{}:2", usb.display());
+    let path = m.switch(&layout, options([])).await.unwrap();
+    let done = svc.finish(path.as_str()).await;
+    assert!(done.success, "{done:?}");
+    m.reboot(options([])).await.unwrap();
+    // A routine update of it needs what a switch needs.
+    let routine = call_as(&svc, users::GRANTED, "Update", "");
+    assert!(
+        routine.starts_with("ERR org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"),
+        "{routine}"
+    );
+    // Nobody approves for the timer.
+    m.configure(options([("automatic-updates", "apply".into())]))
+        .await
+        .unwrap();
+    let automatic = update_with(&svc, options([("automatic", true.into())])).await;
+    assert_eq!(
+        automatic.error_name, "org.berth.Berth1.Error.NotTrusted",
+        "{automatic:?}"
+    );
+    assert!(automatic.error_message.contains("uid"), "{automatic:?}");
+}
+
+/// Item 1: layout files are read as they are: no links followed (to /dev/zero, to root's
+/// secrets), no FIFOs waited on, nothing past the declared size; even for an administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_files_are_read_without_links_fifos_or_excess() {
+    let env = Env::new("hardening-layout-files");
+    let engine = env.install(&env.image("1")).await;
+    /// Spoils a layout: gets the last layer's blob and the layout directory.
+    type Spoil = fn(&Path, &str);
+    let cases: [(&str, Spoil); 4] = [
+        ("link to /dev/zero", |blob, _| {
+            std::fs::remove_file(blob).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", blob).unwrap();
+        }),
+        ("fifo", |blob, _| {
+            std::fs::remove_file(blob).unwrap();
+            let st = std::process::Command::new("mkfifo")
+                .arg(blob)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }),
+        ("longer than declared", |blob, _| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(blob).unwrap();
+            std::io::Write::write_all(&mut f, &[0u8; 4096]).unwrap();
+        }),
+        ("linked index.json", |_, layout| {
+            let index = Path::new(layout).join("index.json");
+            let real = Path::new(layout).join("index.real.json");
+            std::fs::rename(&index, &real).unwrap();
+            std::os::unix::fs::symlink(&real, &index).unwrap();
+        }),
+    ];
+    for (i, (what, spoil)) in cases.into_iter().enumerate() {
+        let dir = env.dir.join(format!("spoiled-{i}"));
+        let w = image::write_layout(&dir, &[("2", &demo::version(2))]).unwrap();
+        let layer = w[0]
+            .layers
+            .last()
+            .unwrap()
+            .0
+            .trim_start_matches("sha256:")
+            .to_string();
+        spoil(&dir.join("blobs/sha256").join(layer), dir.to_str().unwrap());
+        let image = ImageRef::parse(&format!("oci:{}:2", dir.display())).unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(60),
+            engine.switch(&image, progress::silent(), &Cancel::new()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the switch hung"));
+        let err = result.expect_err(what);
+        let expected = if what == "longer than declared" {
+            "DigestMismatch"
+        } else {
+            "NotTrusted"
+        };
+        assert_eq!(err.name(), expected, "{what}: {err}");
+        assert!(engine.status().unwrap().status.staged.is_none(), "{what}");
+    }
+    env.fsck();
+}

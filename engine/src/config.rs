@@ -6,6 +6,12 @@
 //! cache-dir = "/var/cache/berth"             # default: SYSROOT/ostree/berth/cache
 //! download-concurrency = 3                   # layers fetched at once
 //! retries = 4                                # attempts after a transient registry error
+//!
+//! [limits]                                   # against hostile registries and layouts
+//! max-layers = 500                           # layers in one image
+//! max-layer-entries = 4000000                # tar entries in one layer
+//! max-layer-bytes = 34359738368              # uncompressed bytes of one layer (32 GiB)
+//! max-tar-header-bytes = 1048576             # one GNU long name or PAX header
 //! ```
 
 use crate::error::{Error, Result};
@@ -27,6 +33,31 @@ pub struct Config {
     pub download_concurrency: usize,
     #[serde(default = "default_retries")]
     pub retries: u32,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Caps on what one image may make Berth read, hold or write. A real OS image has tens of
+/// layers, a few hundred thousand files and a few GiB; the defaults are far above that and
+/// far below what would exhaust the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_layers: usize,
+    pub max_layer_entries: u64,
+    pub max_layer_bytes: u64,
+    pub max_tar_header_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_layers: 500,
+            max_layer_entries: 4_000_000,
+            max_layer_bytes: 32 << 30,
+            max_tar_header_bytes: 1 << 20,
+        }
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -44,6 +75,7 @@ impl Default for Config {
             cache_dir: None,
             download_concurrency: default_concurrency(),
             retries: default_retries(),
+            limits: Limits::default(),
         }
     }
 }
@@ -97,5 +129,12 @@ mod tests {
         assert_eq!((c.retries, c.download_concurrency), (2, 3));
         assert!(Config::parse("unknown-key = 1").is_err());
         assert!(Config::parse("download-concurrency = 0").is_err());
+        let c = Config::parse("[limits]\nmax-layers = 7\n").unwrap();
+        assert_eq!(c.limits.max_layers, 7);
+        assert_eq!(
+            c.limits.max_layer_entries,
+            Limits::default().max_layer_entries
+        );
+        assert!(Config::parse("[limits]\nmax-layerz = 7\n").is_err());
     }
 }

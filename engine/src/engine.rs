@@ -193,9 +193,10 @@ impl Engine {
             });
         }
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
+        self.check_limits(&fetched)?;
         let repo = import::open_repo(&self.repo_path())?;
         let cache = BlobCache::open(&self.cache_dir)?;
-        let mut download_bytes = 0;
+        let mut download_bytes = 0u64;
         let mut layers_to_download = 0;
         for (desc, diff_id) in fetched
             .manifest
@@ -204,7 +205,7 @@ impl Engine {
             .zip(&fetched.config.rootfs.diff_ids)
         {
             if import::resolve(&repo, &import::layer_ref(diff_id))?.is_none() {
-                download_bytes += desc.size - cache.cached_bytes(desc);
+                download_bytes = add_sizes(download_bytes, desc.size - cache.cached_bytes(desc))?;
                 layers_to_download += 1;
             }
         }
@@ -293,6 +294,7 @@ impl Engine {
                 "the stored image does not match its manifest digest; importing it again"
             );
         }
+        self.check_limits(fetched)?;
         let cache = BlobCache::open_for_writing(&self.cache_dir)?;
         let mut plan = Vec::new();
         let (mut to_download, mut to_import_compressed) = (0u64, 0u64);
@@ -305,20 +307,21 @@ impl Engine {
         {
             let existing = import::resolve(&repo, &import::layer_ref(diff_id))?;
             if existing.is_none() {
-                to_download += desc.size - cache.cached_bytes(desc);
-                to_import_compressed += desc.size;
+                to_download = add_sizes(to_download, desc.size - cache.cached_bytes(desc))?;
+                to_import_compressed = add_sizes(to_import_compressed, desc.size)?;
             }
             plan.push((i, desc.clone(), diff_id.clone(), existing));
         }
         drop(repo);
         // Layers expand when unpacked; twice the compressed size is a conservative guess.
         space::ensure(cache.dir(), to_download)?;
-        let import_estimate = 2 * to_import_compressed
-            + if same_fs(cache.dir(), &repo_path) {
+        let import_estimate = to_import_compressed.saturating_mul(2).saturating_add(
+            if same_fs(cache.dir(), &repo_path) {
                 to_download
             } else {
                 0
-            };
+            },
+        );
         space::ensure(&repo_path, import_estimate)?;
 
         let n_import = plan.iter().filter(|p| p.3.is_none()).count();
@@ -337,6 +340,7 @@ impl Engine {
                         desc,
                         diff_id,
                         repo_path,
+                        limits: self.config.limits,
                     };
                     let commit = self
                         .fetch_and_import(source, cache, layer, tracker, &cancel)
@@ -462,6 +466,18 @@ impl Engine {
         self.tracked_image()?;
         self.deploy_image(image, false, Approval::ADMIN, progress, cancel)
             .await
+    }
+
+    /// Refuses images past the configured limits before anything is downloaded.
+    fn check_limits(&self, fetched: &FetchedImage) -> Result<()> {
+        let max = self.config.limits.max_layers;
+        if fetched.manifest.layers.len() > max {
+            return Err(Error::BadManifest(format!(
+                "the image has {} layers, more than the {max} allowed (limits.max-layers)",
+                fetched.manifest.layers.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a deployment of the image with `created` would go back in time.
@@ -880,6 +896,12 @@ fn kernel_size(repo: &ostree::Repo, commit: &str) -> Result<u64> {
     Ok(total)
 }
 
+/// Sums sizes a manifest declares; sizes that overflow are a lie.
+fn add_sizes(a: u64, b: u64) -> Result<u64> {
+    a.checked_add(b)
+        .ok_or_else(|| Error::BadManifest("layer sizes add up past 2^64 bytes".into()))
+}
+
 /// An OCI created time (RFC 3339) as a comparable instant.
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(s).ok()
@@ -932,7 +954,14 @@ async fn import_in_background(
 ) -> Result<String> {
     let (layer, cancel) = (layer.clone(), cancel.clone());
     tokio::task::spawn_blocking(move || {
-        import::import_layer(&layer.repo_path, blob, compression, &layer.diff_id, &cancel)
+        import::import_layer(
+            &layer.repo_path,
+            blob,
+            compression,
+            &layer.diff_id,
+            &layer.limits,
+            &cancel,
+        )
     })
     .await
     .map_err(|e| Error::WrongState(format!("import task failed: {e}")))?
@@ -944,4 +973,5 @@ struct LayerJob {
     desc: oci::Descriptor,
     diff_id: String,
     repo_path: PathBuf,
+    limits: crate::Limits,
 }

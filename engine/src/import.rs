@@ -87,6 +87,7 @@ pub fn import_layer(
     blob: impl Read + Send,
     compression: Compression,
     diff_id: &str,
+    limits: &crate::Limits,
     cancel: &Cancel,
 ) -> Result<String> {
     let repo = open_repo(repo_path)?;
@@ -102,7 +103,7 @@ pub fn import_layer(
     }
     let txn = Transaction::begin(&repo)?;
     let mut tree = TreeBuilder::new(&repo, ObjectWriter::new(repo_path)?);
-    let scan = layer::read_layer(blob, compression, diff_id, cancel, |entry, path| {
+    let scan = layer::read_layer(blob, compression, diff_id, limits, cancel, |entry, path| {
         tree.add(entry, path)
     })?;
     cancel.check()?;
@@ -256,21 +257,49 @@ impl<'r> TreeBuilder<'r> {
 
 /// Extended attributes carried as `SCHILY.xattr.NAME` pax records, sorted by name. Empty
 /// values are dropped: ostree does not record them (its checksum of a file on disk skips
-/// them), so keeping them would make objects that `ostree fsck` calls corrupt.
+/// them), so keeping them would make objects that `ostree fsck` calls corrupt. Only the
+/// names of [`allowed_xattr`] are kept; others are dropped with a warning.
 fn pax_xattrs(entry: &mut tar::Entry<'_, impl Read>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
+    let mut dropped = Vec::new();
     let Ok(Some(exts)) = entry.pax_extensions() else {
         return Ok(out);
     };
     for ext in exts.flatten() {
         if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-            if !ext.value_bytes().is_empty() {
+            if ext.value_bytes().is_empty() {
+                continue;
+            }
+            if allowed_xattr(name) {
                 out.push((name.to_vec(), ext.value_bytes().to_vec()));
+            } else {
+                dropped.push(crate::text::outside(&String::from_utf8_lossy(name)));
             }
         }
     }
+    if !dropped.is_empty() {
+        let path = crate::text::outside(&String::from_utf8_lossy(&entry.path_bytes()));
+        tracing::warn!(%path, ?dropped, "extended attributes not on Berth's allow-list: dropped");
+    }
     out.sort();
     Ok(out)
+}
+
+/// The extended attributes an image may set, each for a reason:
+/// - `security.capability`: file capabilities, what distributions give `ping` & co. instead of
+///   a setuid bit;
+/// - `security.selinux`: the SELinux labels the image was built with (ostree keeps them);
+/// - `security.ima`, `security.evm`: IMA/EVM signatures and hashes, for appraised boots;
+/// - `user.*`: attributes without privilege meaning (PaX flags, application metadata).
+///
+/// Dropped: ACLs (`system.posix_acl_*`, which could open a 0600 file to some uid behind its
+/// mode bits), `trusted.*` (overlayfs and other privileged kernel users read them) and every
+/// other `security.*` (LSM attributes Berth does not know the meaning of).
+pub fn allowed_xattr(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"security.capability" | b"security.selinux" | b"security.ima" | b"security.evm"
+    ) || name.starts_with(b"user.")
 }
 
 fn write_root(repo: &ostree::Repo, mtree: &ostree::MutableTree) -> Result<ostree::RepoFile> {

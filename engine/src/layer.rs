@@ -1,9 +1,11 @@
 //! Reading one layer blob: decompress, verify its diff-id, and check every tar entry before
 //! anything is written for it. Hostile or broken entries stop the import with a precise error.
 
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::oci::Compression;
 use crate::progress::Cancel;
+use crate::targuard::{HeaderGuard, HeaderTooLarge};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read};
@@ -24,29 +26,54 @@ pub struct LayerScan {
     pub entries: u64,
 }
 
+/// The tar stream as the entry visitor reads it.
+pub type TarStream<'a> = HeaderGuard<&'a mut ChunkReader>;
+
+/// A layer that exceeds one of the [`Limits`] (wrapped in an `InvalidData` I/O error).
+#[derive(Debug)]
+struct LimitExceeded(String);
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
 /// Reads a layer blob, checks every entry and hands each one that belongs in the tree to `visit`
 /// with its clean path (`""` for the root). Decompression and the diff-id hash run on their
-/// own thread. Errors at the first bad entry, on corrupt compression or a diff-id mismatch
-/// (found at the end: the objects visited by then are content-addressed and unreferenced,
-/// so they are harmless and pruned later).
+/// own thread. Errors at the first bad entry, on corrupt compression, past a limit, or on a
+/// diff-id mismatch (found at the end: the objects visited by then are content-addressed and
+/// unreferenced, so they are harmless and pruned later).
 pub fn read_layer(
     blob: impl Read + Send,
     compression: Compression,
     diff_id: &str,
+    limits: &Limits,
     cancel: &Cancel,
-    mut visit: impl FnMut(&mut tar::Entry<'_, &mut ChunkReader>, &str) -> Result<()>,
+    mut visit: impl FnMut(&mut tar::Entry<'_, TarStream<'_>>, &str) -> Result<()>,
 ) -> Result<LayerScan> {
     let layer = short(diff_id);
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
     let result = std::thread::scope(|s| {
-        let decoder = s.spawn(|| decode(blob, compression, tx, cancel, &layer));
+        let decoder = s.spawn(|| {
+            decode(
+                blob,
+                compression,
+                tx,
+                limits.max_layer_bytes,
+                cancel,
+                &layer,
+            )
+        });
         let mut scan = LayerScan::default();
         let mut reader = ChunkReader {
             rx,
             chunk: Vec::new(),
             pos: 0,
         };
-        let walked = walk(&mut reader, &layer, &mut scan, cancel, &mut visit);
+        let walked = walk(&mut reader, &layer, limits, &mut scan, cancel, &mut visit);
         // Drain what follows the end-of-archive marker (it is part of the diff-id), or
         // unblock the decoder after an error.
         let drained = io::copy(&mut reader, &mut io::sink());
@@ -57,6 +84,10 @@ pub fn read_layer(
                 detail: "decoder panicked".into(),
             })
         });
+        // A limit the decoder hit is the cause of whatever the walker saw.
+        if let Err(e @ Error::HostileLayer { .. }) = decoded {
+            return Err(e);
+        }
         walked?;
         drained.map_err(|e| read_error(&layer, e))?;
         let (actual, bytes) = decoded?;
@@ -80,15 +111,25 @@ pub fn read_layer(
 fn walk(
     reader: &mut ChunkReader,
     layer: &str,
+    limits: &Limits,
     scan: &mut LayerScan,
     cancel: &Cancel,
-    visit: &mut impl FnMut(&mut tar::Entry<'_, &mut ChunkReader>, &str) -> Result<()>,
+    visit: &mut impl FnMut(&mut tar::Entry<'_, TarStream<'_>>, &str) -> Result<()>,
 ) -> Result<()> {
     let mut checker = EntryChecker::default();
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(HeaderGuard::new(reader, limits.max_tar_header_bytes));
     for entry in archive.entries().map_err(|e| read_error(layer, e))? {
         let mut entry = entry.map_err(|e| read_error(layer, e))?;
         cancel.check()?;
+        if scan.entries >= limits.max_layer_entries {
+            return Err(Error::HostileLayer {
+                layer: layer.into(),
+                detail: format!(
+                    "more than {} entries (limits.max-layer-entries)",
+                    limits.max_layer_entries
+                ),
+            });
+        }
         let checked = checker
             .check(&entry, scan)
             .map_err(|detail| Error::HostileLayer {
@@ -119,6 +160,7 @@ fn decode(
     blob: impl Read,
     compression: Compression,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    max_bytes: u64,
     cancel: &Cancel,
     layer: &str,
 ) -> Result<(String, u64)> {
@@ -157,6 +199,18 @@ fn decode(
         buf.truncate(filled);
         hasher.update(&buf);
         bytes += filled as u64;
+        if bytes > max_bytes {
+            // A compression bomb, or an image far beyond any real one.
+            let detail = format!("expands past {max_bytes} bytes (limits.max-layer-bytes)");
+            let _ = tx.send(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                LimitExceeded(detail.clone()),
+            )));
+            return Err(Error::HostileLayer {
+                layer: layer.into(),
+                detail,
+            });
+        }
         if tx.send(Ok(buf)).is_err() {
             // The reader stopped (it failed): its error is the one reported.
             return Ok((String::new(), bytes));
@@ -199,11 +253,34 @@ fn short(digest: &str) -> String {
 }
 
 /// A read error is corruption (a cancel is told apart at the end of `read_layer`).
+/// A read failure is corruption, unless a limit caused it: that layer is hostile.
 fn read_error(layer: &str, e: io::Error) -> Error {
+    if caused_by::<HeaderTooLarge>(&e) || caused_by::<LimitExceeded>(&e) {
+        return Error::HostileLayer {
+            layer: layer.into(),
+            detail: e.to_string(),
+        };
+    }
     Error::CorruptLayer {
         layer: layer.into(),
         detail: e.to_string(),
     }
+}
+
+/// Whether `T` is somewhere in `e`'s chain (tar wraps the reader's errors in its own).
+fn caused_by<T: std::error::Error + 'static>(e: &io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> =
+        e.get_ref().map(|i| i as &(dyn std::error::Error + 'static));
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = match err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// Per-layer state for the entry rules.

@@ -25,7 +25,7 @@ pub mod status;
 pub mod targuard;
 pub mod text;
 
-pub use config::Config;
+pub use config::{Config, Limits};
 pub use engine::{
     install, Approval, CheckResult, CleanupReport, Engine, InstallOptions, Pulled, UpdateOptions,
     UpdateOutcome,

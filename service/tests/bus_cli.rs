@@ -259,6 +259,11 @@ async fn a_password_typed_into_pkttyagent_authorizes_a_switch() {
     assert_eq!(code, Some(8), "{text}");
     let (code, text) = switch_on_a_terminal(users::ADMIN_PASSWORD);
     assert!(text.contains("AUTHENTICATION COMPLETE"), "{text}");
+    // The prompt says what is being approved (polkit expands the action's $(image)).
+    assert!(
+        text.contains(&format!("to switch the operating system to {v2}")),
+        "{text}"
+    );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Version 2 is staged"), "{text}");
 }

@@ -403,17 +403,6 @@ async fn local_oci_layout_source_installs_and_updates() {
     env.fsck();
 }
 
-/// Reads an extended attribute without following symlinks.
-fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
-    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the stated length.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ownership_modes_and_xattrs_survive_import() {
     use berth_testkit::image::{self, Entry, Layer};
@@ -443,11 +432,11 @@ async fn ownership_modes_and_xattrs_survive_import() {
     let root = env.booted_dir(&engine);
     let pinger = root.join("usr/bin/pinger");
     assert_eq!(
-        xattr(&pinger, "user.berth.note").as_deref(),
+        common::xattr(&pinger, "user.berth.note").as_deref(),
         Some(&b"hello"[..])
     );
     // ostree cannot record an empty value (see import.rs): dropped.
-    assert_eq!(xattr(&pinger, "user.berth.empty"), None);
+    assert_eq!(common::xattr(&pinger, "user.berth.empty"), None);
     let mode = |p: &str| {
         std::fs::metadata(root.join(p))
             .unwrap()

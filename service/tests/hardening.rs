@@ -541,3 +541,196 @@ async fn layout_files_are_read_without_links_fifos_or_excess() {
     }
     env.fsck();
 }
+
+/// Writes an OCI layout by hand, for images no builder would make: `layers` are uncompressed
+/// tar blobs, listed `repeat` times over; the manifest carries `pad` bytes of annotation.
+fn raw_layout(dir: &Path, layers: &[Vec<u8>], repeat: usize, pad: usize) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> serde_json::Value {
+        let digest = berth_engine::oci::sha256_digest(bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+        serde_json::json!({ "digest": digest, "size": bytes.len() })
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let mut d = put(layer);
+        d["mediaType"] = "application/vnd.oci.image.layer.v1.tar".into();
+        diff_ids.push(d["digest"].clone());
+        descs.push(d);
+    }
+    let descs: Vec<_> = descs.iter().cycle().take(layers.len() * repeat).collect();
+    let diff_ids: Vec<_> = diff_ids
+        .iter()
+        .cycle()
+        .take(layers.len() * repeat)
+        .collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2026-06-01T00:00:00Z",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    });
+    let mut config_desc = put(config.to_string().as_bytes());
+    config_desc["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": descs,
+        "annotations": { "pad": "x".repeat(pad) },
+    });
+    let mut m = put(manifest.to_string().as_bytes());
+    m["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
+    m["annotations"] = serde_json::json!({ "org.opencontainers.image.ref.name": "t" });
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": [m] });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// `berthd switch IMAGE` as a process of its own: exit code, stderr and peak RSS in KiB.
+/// A small Python parent measures it: a child forked from this (large) test process would
+/// count the test's own memory as its peak.
+fn berthd_switch(env: &Env, config: &Path, image: &str) -> (i32, String, i64) {
+    const MEASURE: &str = "import resource, subprocess, sys\n\
+        r = subprocess.run(sys.argv[1:])\n\
+        print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let out = std::process::Command::new("python3")
+        .args(["-c", MEASURE])
+        .arg(common::service::berthd_bin())
+        .arg(format!("--sysroot={}", env.sysroot().display()))
+        .arg(format!("--config={}", config.display()))
+        .args(["switch", image])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    let (code, peak) = last.split_once(' ').expect("exit code and peak RSS");
+    (
+        code.parse().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        peak.trim().parse().unwrap(),
+    )
+}
+
+/// A tar holding one PAX header that claims `claimed` bytes, then a few KiB of it.
+fn huge_pax_header(claimed: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_path("PaxHeader").unwrap();
+    h.set_size(claimed);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend(std::iter::repeat_n(b'a', 8192));
+    bytes
+}
+
+/// Item 6: a compression bomb, a huge PAX header, 10,000 layers and an oversized manifest
+/// are each refused with a named error, early and in bounded memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_images_hit_the_limits_in_bounded_memory() {
+    let env = Env::new("hardening-limits");
+    env.install(&env.image("1")).await;
+    let config = env.dir.join("limits.toml");
+    // A low cap, so the bomb needs only a 64 MiB expansion to prove it.
+    std::fs::write(&config, "[limits]\nmax-layer-bytes = 16777216\n").unwrap();
+    let bomb_dir = env.dir.join("bomb");
+    let mut bomb = demo::version(2);
+    bomb.layers.push(image::Layer::new(vec![image::file(
+        "usr/share/zeros",
+        vec![0u8; 64 << 20],
+    )]));
+    image::write_layout(&bomb_dir, &[("t", &bomb)]).unwrap();
+    let dir = |name: &str| env.dir.join(name);
+    raw_layout(&dir("pax"), &[huge_pax_header(8 << 30)], 1, 0);
+    let tiny = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    raw_layout(&dir("layers"), std::slice::from_ref(&tiny), 10_000, 0);
+    raw_layout(
+        &dir("big-manifest"),
+        std::slice::from_ref(&tiny),
+        1,
+        5 << 20,
+    );
+    let cases = [
+        (
+            "compression bomb",
+            bomb_dir.clone(),
+            "HostileLayer",
+            "max-layer-bytes",
+        ),
+        (
+            "8 GiB PAX header",
+            dir("pax"),
+            "HostileLayer",
+            "extension header",
+        ),
+        ("10,000 layers", dir("layers"), "BadManifest", "max-layers"),
+        (
+            "5 MiB manifest",
+            dir("big-manifest"),
+            "BadManifest",
+            "too large",
+        ),
+    ];
+    for (what, layout, name, says) in cases {
+        let (code, err, peak_kib) =
+            berthd_switch(&env, &config, &format!("oci:{}:t", layout.display()));
+        println!(
+            "{what}: exit {code}, peak RSS {:.1} MiB",
+            peak_kib as f64 / 1024.0
+        );
+        assert_eq!(code, 4, "{what}: {err}");
+        assert!(err.contains(&format!("Error.{name}")), "{what}: {err}");
+        assert!(err.contains(says), "{what}: {err}");
+        assert!(peak_kib < 256 << 10, "{what}: peak RSS {peak_kib} KiB");
+    }
+    let engine = berth_engine::Engine::open(&env.sysroot(), env.config.clone()).unwrap();
+    assert!(engine.status().unwrap().status.staged.is_none());
+    env.fsck();
+}
+
+/// Item 6: only the extended attributes on Berth's allow-list reach the deployed tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allow_listed_extended_attributes_are_deployed() {
+    let env = Env::new("hardening-xattrs");
+    let engine = env.install(&env.image("1")).await;
+    let mut img = demo::version(2);
+    let caps = b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        .to_vec();
+    img.layers
+        .push(image::Layer::new(vec![image::Entry::XattrFile(
+            "usr/bin/pinger".into(),
+            b"#!/bin/sh\n".to_vec(),
+            0o755,
+            vec![
+                ("security.capability".into(), caps.clone()),
+                ("user.berth.note".into(), b"kept".to_vec()),
+                ("trusted.berth.sneaky".into(), b"dropped".to_vec()),
+                ("security.berth.unknown".into(), b"dropped".to_vec()),
+            ],
+        )]));
+    let layout = env.dir.join("xattrs");
+    image::write_layout(&layout, &[("t", &img)]).unwrap();
+    let image = ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap();
+    engine
+        .switch(&image, progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    engine.reboot().unwrap();
+    let pinger = env.booted_dir(&engine).join("usr/bin/pinger");
+    assert_eq!(common::xattr(&pinger, "security.capability"), Some(caps));
+    assert_eq!(
+        common::xattr(&pinger, "user.berth.note").as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(common::xattr(&pinger, "trusted.berth.sneaky"), None);
+    assert_eq!(common::xattr(&pinger, "security.berth.unknown"), None);
+    env.fsck();
+}

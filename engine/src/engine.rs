@@ -26,6 +26,8 @@ type KnownImage = (String, String, Option<String>, Option<String>);
 const CACHED_UPDATE: &str = "ostree/berth/cached-update.json";
 /// Room a new deployment needs besides its kernel: the copied `/etc` and boot entries.
 const DEPLOY_OVERHEAD: u64 = 8 << 20;
+/// A first deployment's kernel, initramfs and `/etc`, guessed before the image is here.
+const INSTALL_DEPLOY_GUESS: u64 = 64 << 20;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -255,6 +257,17 @@ impl Engine {
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<Pulled> {
+        self.pull_with_room(image, 0, progress, cancel).await
+    }
+
+    /// [`pull`](Self::pull), checking first for room for a deployment of `deploy_need` bytes.
+    async fn pull_with_room(
+        &self,
+        image: &ImageRef,
+        deploy_need: u64,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<Pulled> {
         let source = Source::new(image, &self.config, LayoutTrust::AnyOwner)?;
         report(
             &progress,
@@ -262,15 +275,18 @@ impl Engine {
             format!("fetching manifest of {image}"),
         );
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
-        self.pull_fetched(&source, image, &fetched, progress, cancel)
+        self.pull_fetched(&source, image, &fetched, deploy_need, progress, cancel)
             .await
     }
 
+    /// Downloads and imports `fetched`, after checking there is room for it and for a
+    /// deployment that needs `deploy_need` bytes (0 when nothing will be deployed).
     async fn pull_fetched(
         &self,
         source: &Source,
         image: &ImageRef,
         fetched: &FetchedImage,
+        deploy_need: u64,
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<Pulled> {
@@ -313,16 +329,15 @@ impl Engine {
             plan.push((i, desc.clone(), diff_id.clone(), existing));
         }
         drop(repo);
-        // Layers expand when unpacked; twice the compressed size is a conservative guess.
-        space::ensure(cache.dir(), to_download)?;
-        let import_estimate = to_import_compressed.saturating_mul(2).saturating_add(
-            if same_fs(cache.dir(), &repo_path) {
-                to_download
-            } else {
-                0
-            },
-        );
-        space::ensure(&repo_path, import_estimate)?;
+        // The whole need, before the first byte: the download, the import (layers expand when
+        // unpacked; twice the compressed size is a conservative guess; a watchdog stops the
+        // import if it was not) and the deployment; needs on one filesystem add up.
+        let import_estimate = to_import_compressed.saturating_mul(2);
+        space::ensure_all(&[
+            (cache.dir(), to_download),
+            (&repo_path, import_estimate),
+            (&self.sysroot.join("boot"), deploy_need),
+        ])?;
 
         let n_import = plan.iter().filter(|p| p.3.is_none()).count();
         let tracker = Tracker::new(Phase::Downloading, to_download, n_import, progress.clone());
@@ -351,7 +366,8 @@ impl Engine {
             })
             .buffer_unordered(concurrency)
             .try_collect()
-            .await?;
+            .await
+            .map_err(kept_hint)?;
         commits.sort();
         let layer_commits: Vec<String> = commits.into_iter().map(|(_, c)| c).collect();
         cancel.check()?;
@@ -535,8 +551,20 @@ impl Engine {
                 fetched.config.created.as_deref(),
             )?;
         }
+        let deploy_need = if download_only {
+            0
+        } else {
+            self.deploy_estimate()?
+        };
         let pulled = self
-            .pull_fetched(&source, image, &fetched, progress.clone(), cancel)
+            .pull_fetched(
+                &source,
+                image,
+                &fetched,
+                deploy_need,
+                progress.clone(),
+                cancel,
+            )
             .await?;
         if download_only {
             let cached = CachedUpdate {
@@ -615,16 +643,41 @@ impl Engine {
         Ok(deps::booted(&self.open_sysroot()?).map(|d| d.csum().to_string()))
     }
 
+    /// What a new deployment will need, guessed before its image is here: a kernel and
+    /// initramfs as large as the booted one's, a copy of the booted `/etc`, boot entries.
+    fn deploy_estimate(&self) -> Result<u64> {
+        let sysroot = self.open_sysroot()?;
+        let Some(booted) = deps::booted(&sysroot) else {
+            return Ok(INSTALL_DEPLOY_GUESS);
+        };
+        let kernel = kernel_size(&sysroot.repo(), &booted.csum())?;
+        let etc = fsutil::tree_size(&deps::deployment_dir(&sysroot, &booted).join("etc"));
+        Ok(kernel + etc + DEPLOY_OVERHEAD)
+    }
+
     /// A deployment needs room for its kernel and initramfs in /boot and its /etc.
     fn ensure_deploy_space(&self, repo: &ostree::Repo, commit: &str) -> Result<()> {
         let kernel_bytes = kernel_size(repo, commit)?;
-        let boot = self.sysroot.join("boot");
-        if same_fs(&boot, &self.sysroot) {
-            space::ensure(&self.sysroot, kernel_bytes + DEPLOY_OVERHEAD)
-        } else {
-            space::ensure(&boot, kernel_bytes)?;
-            space::ensure(&self.sysroot, DEPLOY_OVERHEAD)
-        }
+        space::ensure_all(&[
+            (&self.sysroot.join("boot"), kernel_bytes),
+            (&self.sysroot, DEPLOY_OVERHEAD),
+        ])
+        .map_err(|e| match e {
+            Error::NoSpace {
+                path,
+                needed,
+                available,
+                ..
+            } => Error::NoSpace {
+                path,
+                needed,
+                available,
+                hint: "; the image was downloaded and imported and is kept for the next \
+                       attempt (`berth cleanup` removes it)"
+                    .into(),
+            },
+            e => e,
+        })
     }
 
     /// The download-only update waiting to be staged. It counts only while the deployment it
@@ -824,7 +877,9 @@ pub async fn install(
         }
     }
     let engine = Engine::open(sysroot_path, config)?;
-    let pulled = engine.pull(image, progress.clone(), cancel).await?;
+    let pulled = engine
+        .pull_with_room(image, INSTALL_DEPLOY_GUESS, progress.clone(), cancel)
+        .await?;
     report(&progress, Phase::Staging, "deploying".into());
     let (image, opts) = (image.clone(), opts.clone());
     tokio::task::spawn_blocking(move || {
@@ -896,6 +951,27 @@ fn kernel_size(repo: &ostree::Repo, commit: &str) -> Result<u64> {
     Ok(total)
 }
 
+/// A `NoSpace` half-way through a pull says what it kept and how to free it.
+fn kept_hint(e: Error) -> Error {
+    match e {
+        Error::NoSpace {
+            path,
+            needed,
+            available,
+            hint,
+        } => Error::NoSpace {
+            path,
+            needed,
+            available,
+            hint: format!(
+                "{hint}; layers downloaded or imported so far are kept for the next attempt \
+                 (`berth cleanup` frees them)"
+            ),
+        },
+        e => e,
+    }
+}
+
 /// Sums sizes a manifest declares; sizes that overflow are a lie.
 fn add_sizes(a: u64, b: u64) -> Result<u64> {
     a.checked_add(b)
@@ -905,14 +981,6 @@ fn add_sizes(a: u64, b: u64) -> Result<u64> {
 /// An OCI created time (RFC 3339) as a comparable instant.
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(s).ok()
-}
-
-fn same_fs(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev(),
-        _ => true,
-    }
 }
 
 /// Runs a registry request again after transient errors, with exponential backoff.

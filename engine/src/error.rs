@@ -42,11 +42,13 @@ pub enum Error {
     /// The image is older than the booted one: only an administrator may go back.
     #[error("{0}")]
     Downgrade(String),
-    #[error("not enough free space in {path}: need {needed} bytes, {available} available")]
+    #[error("not enough free space in {path}: need {needed} bytes, {available} available{hint}")]
     NoSpace {
         path: PathBuf,
         needed: u64,
         available: u64,
+        /// What was kept and how to free it, or why the need was higher than estimated.
+        hint: String,
     },
     #[error("operation cancelled")]
     Cancelled,

@@ -52,6 +52,22 @@ pub fn copy_tree_missing(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Bytes of the regular files under `dir` (0 if it cannot be read): an estimate of what a
+/// copy of it needs.
+pub fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn set_owner_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
         .ctx(|| format!("chown {}", path.display()))?;

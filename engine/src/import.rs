@@ -102,7 +102,7 @@ pub fn import_layer(
         )));
     }
     let txn = Transaction::begin(&repo)?;
-    let mut tree = TreeBuilder::new(&repo, ObjectWriter::new(repo_path)?);
+    let mut tree = TreeBuilder::new(&repo, ObjectWriter::new(repo_path)?, repo_path);
     let scan = layer::read_layer(blob, compression, diff_id, limits, cancel, |entry, path| {
         tree.add(entry, path)
     })?;
@@ -136,6 +136,8 @@ struct TreeBuilder<'r> {
     files: HashMap<String, String>,
     /// Whether the layer had an entry for its root directory.
     has_root: bool,
+    /// Stops the import before the repository's filesystem is full.
+    space: crate::space::Watchdog,
 }
 
 const DEFAULT_DIR: Meta = Meta {
@@ -146,7 +148,7 @@ const DEFAULT_DIR: Meta = Meta {
 };
 
 impl<'r> TreeBuilder<'r> {
-    fn new(repo: &'r ostree::Repo, objects: ObjectWriter) -> Self {
+    fn new(repo: &'r ostree::Repo, objects: ObjectWriter, repo_path: &Path) -> Self {
         TreeBuilder {
             repo,
             objects,
@@ -154,6 +156,7 @@ impl<'r> TreeBuilder<'r> {
             dirmetas: HashMap::new(),
             files: HashMap::new(),
             has_root: false,
+            space: crate::space::Watchdog::new(repo_path),
         }
     }
 
@@ -232,6 +235,7 @@ impl<'r> TreeBuilder<'r> {
             }
             _ => {
                 let size = entry.size();
+                self.space.about_to_write(size)?;
                 let csum = self.objects.regular(&meta(libc::S_IFREG), size, entry)?;
                 self.files.insert(path.to_string(), csum.clone());
                 csum

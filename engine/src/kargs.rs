@@ -46,15 +46,34 @@ pub fn image_kargs(repo: &ostree::Repo, commit: &str) -> Result<Vec<String>> {
     names.sort();
     let mut out = Vec::new();
     for name in names {
-        let (bytes, _) = dir
-            .child(&name)
-            .load_contents(gio::Cancellable::NONE)
-            .ctx(|| format!("read {KARGS_D}/{name}"))?;
+        let bytes =
+            read_repo_file(repo, &dir.child(&name)).ctx(|| format!("read {KARGS_D}/{name}"))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::BadManifest(format!("{KARGS_D}/{name} is not UTF-8")))?;
         if let Some(k) = parse(text, &name)? {
             out.extend(k);
         }
+    }
+    Ok(out)
+}
+
+/// A regular file of a commit, read through the repository. (GIO's `load_contents` asks the
+/// stream of a repository file for file info it cannot give, and GLib prints an assertion
+/// failure into the journal for every file read.)
+fn read_repo_file(repo: &ostree::Repo, file: &gio::File) -> Result<Vec<u8>, ostree::glib::Error> {
+    use std::io::Read;
+    let repo_file = file
+        .downcast_ref::<ostree::RepoFile>()
+        .ok_or_else(|| ostree::glib::Error::new(gio::IOErrorEnum::NotSupported, "not in a repo"))?;
+    repo_file.ensure_resolved()?;
+    let checksum = repo_file.checksum();
+    let (stream, _, _) = repo.load_file(&checksum, gio::Cancellable::NONE)?;
+    let mut out = Vec::new();
+    if let Some(stream) = stream {
+        stream
+            .into_read()
+            .read_to_end(&mut out)
+            .map_err(|e| ostree::glib::Error::new(gio::IOErrorEnum::Failed, &e.to_string()))?;
     }
     Ok(out)
 }

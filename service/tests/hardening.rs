@@ -734,3 +734,121 @@ async fn only_allow_listed_extended_attributes_are_deployed() {
     assert_eq!(common::xattr(&pinger, "security.berth.unknown"), None);
     env.fsck();
 }
+
+/// A tmpfs of `mib` MiB at `dir`, private to the tests' mount namespace.
+fn small_fs(dir: &Path, mib: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0755"),
+            "berth-small",
+        ])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn available(p: &Path) -> u64 {
+    berth_engine::space::available(p).unwrap()
+}
+
+/// Item 12: the whole need of an update (download, import, deployment) is checked before the
+/// first byte is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_cannot_be_deployed_downloads_nothing() {
+    let env = Env::new("hardening-space");
+    let root = env.dir.join("small");
+    small_fs(&root, 256);
+    let sysroot = root.join("sysroot");
+    let opts = berth_engine::InstallOptions {
+        stateroot: "demo".into(),
+        kargs: vec!["rw".into()],
+    };
+    berth_engine::install(
+        &sysroot,
+        &env.image("1"),
+        &opts,
+        env.config.clone(),
+        progress::silent(),
+        &Cancel::new(),
+    )
+    .await
+    .unwrap();
+    let proxy = Proxy::start(&env.registry.addr, Fault::Throttle(1 << 30)).unwrap();
+    let mut big = demo::version(2);
+    big.layers.push(image::Layer::new(vec![image::file(
+        "usr/share/big.bin",
+        image::noise(3, 24 << 20),
+    )]));
+    image::write_layout(&env.layout, &[("big", &big)]).unwrap();
+    env.registry.push(&env.layout, "big", "berth/demo").unwrap();
+    // Room for the download and its import (three times the layer, plus the reserve), not
+    // for the deployment on top.
+    let target = (3 * 24 + 8 + 4) << 20;
+    let filler = root.join("filler");
+    let st = std::process::Command::new("fallocate")
+        .args(["-l", &(available(&root) - target).to_string()])
+        .arg(&filler)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let config = berth_engine::Config {
+        insecure_registries: vec![proxy.addr.clone()],
+        ..Default::default()
+    };
+    let engine = berth_engine::Engine::open(&sysroot, config).unwrap();
+    let image = ImageRef::parse(&format!("{}/berth/demo:big", proxy.addr)).unwrap();
+    let err = engine
+        .switch(&image, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "NoSpace", "{err}");
+    // The config (a few hundred bytes) tells which layers are needed; no layer was fetched.
+    let fetched = proxy.blob_bytes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        fetched < 4096,
+        "{fetched} blob bytes were fetched before the lack of space was found: {err}"
+    );
+    assert!(engine.status().unwrap().status.staged.is_none());
+}
+
+/// Item 12: an image that expands far beyond its estimate (128 MiB of zeros, compressed to
+/// almost nothing) is stopped before its filesystem is full, with a word on what was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_too_big_for_its_filesystem_stops_short_of_filling_it() {
+    let env = Env::new("hardening-install-space");
+    let root = env.dir.join("small");
+    small_fs(&root, 100);
+    let mut zeros = demo::version(2);
+    zeros.layers.push(image::Layer::new(vec![image::file(
+        "usr/share/zeros",
+        vec![0u8; 128 << 20],
+    )]));
+    image::write_layout(&env.layout, &[("zeros", &zeros)]).unwrap();
+    let image = ImageRef::parse(&format!("oci:{}:zeros", env.layout.display())).unwrap();
+    let opts = berth_engine::InstallOptions {
+        stateroot: "demo".into(),
+        kargs: vec!["rw".into()],
+    };
+    let err = berth_engine::install(
+        &root.join("sysroot"),
+        &image,
+        &opts,
+        env.config.clone(),
+        progress::silent(),
+        &Cancel::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "NoSpace", "{err}");
+    assert!(err.to_string().contains("berth cleanup"), "{err}");
+    let left = available(&root);
+    assert!(
+        left >= 4 << 20,
+        "only {left} bytes left: the filesystem was filled"
+    );
+}

@@ -55,6 +55,7 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("WrongState", 7),
     ("Busy", 7),
     ("Interrupted", 7),
+    ("RebootBlocked", 7),
     ("NotAuthorized", 8),
     ("Downgrade", 8),
 ];

@@ -1,15 +1,13 @@
-//! berthd's bus service: owns org.berth.Berth1, runs one transaction at a time, publishes the
-//! Manager's properties, tracks watching clients and exits when idle.
+//! berthd's state on the bus: runs one transaction at a time, publishes the
+//! Manager's properties, tracks watching clients and knows when it is idle.
 
 use crate::authz::{Action, Authority, Caller, Details};
 use crate::bus_error::BusError;
-use crate::manager::ManagerObject;
 use crate::state::{self, Facts};
 use crate::transaction::{self, Kind, OnPhase, Outcome, TransactionObject, TxnShared};
-use berth_dbus::{BUS_NAME, MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PREFIX};
+use berth_dbus::{MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PREFIX};
 use berth_engine::{Cancel, Engine, ProgressFn};
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,14 +24,6 @@ const KEEP_FINISHED: usize = 8;
 const MAX_CLIENTS_PER_USER: usize = 4;
 /// Marks a transaction in flight, so a restarted berthd can say the last one was interrupted.
 const IN_FLIGHT: &str = "ostree/berth/transaction.json";
-
-pub struct ServeOptions {
-    pub bus_address: Option<String>,
-    /// Exit after this long with nothing running and nobody registered; None = never.
-    pub idle_timeout: Option<Duration>,
-    pub config_path: PathBuf,
-}
-
 /// What a transaction runs: gets the progress callback and the cancel flag, returns the
 /// result as JSON.
 pub type Work = Box<
@@ -86,6 +76,30 @@ impl Drop for QuickGuard<'_> {
 }
 
 impl Daemon {
+    pub fn new(engine: Engine, conn: Connection, settings_path: PathBuf) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            engine,
+            authority: Arc::new(Authority::new(conn.clone())),
+            conn,
+            inner: Mutex::new(Inner {
+                facts: Facts {
+                    automatic_updates: crate::settings::load(&settings_path),
+                    ..Facts::default()
+                },
+                active: None,
+                next_id: 1,
+                finished: VecDeque::new(),
+                clients: HashMap::new(),
+                last_activity: Instant::now(),
+                calls_in_flight: 0,
+                quick_call: None,
+                published: HashMap::new(),
+            }),
+            publishing: tokio::sync::Mutex::new(()),
+            settings_path,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -383,7 +397,7 @@ impl Daemon {
     }
 
     /// After a crash or kill: report the interrupted transaction as the last error.
-    fn recover_in_flight(&self) {
+    pub fn recover_in_flight(&self) {
         let path = self.engine.sysroot_path().join(IN_FLIGHT);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;
@@ -436,7 +450,7 @@ impl Daemon {
         self.lock().clients.remove(name);
     }
 
-    fn idle_for(&self) -> Option<Duration> {
+    pub fn idle_for(&self) -> Option<Duration> {
         let inner = self.lock();
         (inner.active.is_none() && inner.clients.is_empty() && inner.calls_in_flight == 0)
             .then(|| inner.last_activity.elapsed())
@@ -460,111 +474,11 @@ fn path_of(p: &str) -> ObjectPath<'static> {
     ObjectPath::try_from(p.to_string()).expect("transaction paths are valid")
 }
 
-/// Serves the bus API until idle exit or SIGTERM.
-pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let builder = match &opts.bus_address {
-        Some(a) => zbus::connection::Builder::address(a.as_str())?,
-        None => zbus::connection::Builder::system()?,
-    };
-    let conn = builder.build().await?;
-    let settings_path = crate::settings::path_for(&opts.config_path);
-    let daemon = Arc::new(Daemon {
-        engine,
-        authority: Arc::new(Authority::new(conn.clone())),
-        conn: conn.clone(),
-        settings_path: settings_path.clone(),
-        inner: Mutex::new(Inner {
-            facts: Facts {
-                automatic_updates: crate::settings::load(&settings_path),
-                ..Facts::default()
-            },
-            active: None,
-            next_id: 1,
-            finished: VecDeque::new(),
-            clients: HashMap::new(),
-            last_activity: Instant::now(),
-            calls_in_flight: 0,
-            quick_call: None,
-            published: HashMap::new(),
-        }),
-        publishing: tokio::sync::Mutex::new(()),
-    });
-    daemon.recover_in_flight();
-    daemon.refresh().await;
-    conn.object_server()
-        .at(MANAGER_PATH, ManagerObject::new(daemon.clone()))
-        .await?;
-    // Ask for the name last: once it is ours, every object is in place.
-    conn.request_name(BUS_NAME).await?;
-    tracing::info!(
-        "serving {BUS_NAME} for {} (ready in {:?})",
-        daemon.engine.sysroot_path().display(),
-        started.elapsed()
-    );
-    tokio::spawn(forget_departed_clients(daemon.clone()));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let idle = async {
-        let Some(limit) = opts.idle_timeout else {
-            return std::future::pending().await;
-        };
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if daemon.idle_for().is_some_and(|d| d >= limit) {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: exiting"),
-        _ = idle => tracing::info!("idle: exiting"),
-    }
-    if let Some(t) = daemon.active() {
-        // Stop work cleanly (the engine leaves the system as it was), but do not hang.
-        t.cancel.cancel();
-        for _ in 0..100 {
-            if daemon.active().is_none() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    conn.release_name(BUS_NAME).await.ok();
-    Ok(())
-}
-
-/// A registered client that leaves the bus no longer keeps berthd alive.
-async fn forget_departed_clients(daemon: Arc<Daemon>) {
-    let Ok(bus) = zbus::fdo::DBusProxy::new(&daemon.conn).await else {
-        return;
-    };
-    let Ok(mut changes) = bus.receive_name_owner_changed().await else {
-        return;
-    };
-    while let Some(change) = changes.next().await {
-        if let Ok(args) = change.args() {
-            if args.new_owner().is_none() {
-                daemon.unregister_client(args.name().as_str());
-            }
-        }
-    }
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.login1.Manager",
-    default_service = "org.freedesktop.login1",
-    default_path = "/org/freedesktop/login1",
-    gen_blocking = false
-)]
-trait Login1 {
-    fn reboot(&self, interactive: bool) -> zbus::Result<()>;
-}
-
 impl Daemon {
     /// Reboots into the default deployment: emulated for a sysroot that is not the running
     /// system, through logind otherwise (ostree finalizes a staged deployment on the way down).
-    pub async fn reboot_system(&self) -> Result<(), BusError> {
+    /// `requester` is the uid that asked: other users' sessions would block it.
+    pub async fn reboot_system(&self, requester: u32) -> Result<(), BusError> {
         // Ask the sysroot itself: a stale or missing status must never reboot the host.
         let engine = self.engine.clone();
         let emulated = tokio::task::spawn_blocking(move || engine.is_emulated())
@@ -577,13 +491,6 @@ impl Daemon {
                 .map_err(|e| BusError::failed(format!("worker failed: {e}")))??;
             return Ok(());
         }
-        tracing::info!("rebooting through logind");
-        let login1 = Login1Proxy::new(&self.conn)
-            .await
-            .map_err(|e| BusError::failed(format!("logind is unavailable: {e}")))?;
-        login1
-            .reboot(false)
-            .await
-            .map_err(|e| BusError::failed(format!("logind refused to reboot: {e}")))
+        crate::reboot::reboot(&self.conn, requester).await
     }
 }

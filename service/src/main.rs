@@ -8,6 +8,8 @@ mod daemon;
 mod local;
 mod manager;
 mod options;
+mod reboot;
+mod serve;
 mod settings;
 mod state;
 mod transaction;
@@ -148,12 +150,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let config = berth_engine::Config::load(&cli.config)?;
     let engine = berth_engine::Engine::open(&cli.sysroot, config)?;
-    let opts = daemon::ServeOptions {
+    let opts = serve::ServeOptions {
         bus_address: bus_address.clone(),
         idle_timeout: (*idle_timeout > 0).then(|| Duration::from_secs(*idle_timeout)),
         config_path: cli.config.clone(),
     };
-    daemon::serve(engine, opts).await
+    serve::serve(engine, opts).await
 }
 
 /// Logs go to the journal when systemd started us (it sets JOURNAL_STREAM), else to stderr.

@@ -135,7 +135,7 @@ impl ManagerObject {
             }
         }
         let key = format!("update {opts:?} reboot={reboot}");
-        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let (engine, d, requester) = (self.d.engine.clone(), self.d.clone(), caller.uid);
         let work: Work = Box::new(move |progress, cancel| {
             async move {
                 let outcome = engine.update(opts, progress.clone(), &cancel).await?;
@@ -143,7 +143,7 @@ impl ManagerObject {
                     && (matches!(outcome, UpdateOutcome::Staged { .. })
                         || has_staged(&engine).await?)
                 {
-                    reboot_now(&d, &progress, &cancel).await?;
+                    reboot_now(&d, requester, &progress, &cancel).await?;
                 }
                 Ok(json(&outcome))
             }
@@ -167,12 +167,13 @@ impl ManagerObject {
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
         let key = format!("switch {image} reboot={reboot}");
         let details = Details::new("switch").with("image", image.to_string());
+        let requester = self.d.authority.caller(&hdr).await?.uid;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
                 let outcome = engine.switch(&image, progress.clone(), &cancel).await?;
                 if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
-                    reboot_now(&d, &progress, &cancel).await?;
+                    reboot_now(&d, requester, &progress, &cancel).await?;
                 }
                 Ok(json(&outcome))
             }
@@ -199,6 +200,7 @@ impl ManagerObject {
     ) -> Result<OwnedObjectPath, BusError> {
         let _call = self.d.call();
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
+        let requester = self.d.authority.caller(&hdr).await?.uid;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
@@ -206,7 +208,7 @@ impl ManagerObject {
                 cancel.check()?;
                 blocking(move || engine.rollback()).await?;
                 if reboot {
-                    reboot_now(&d, &progress, &cancel).await?;
+                    reboot_now(&d, requester, &progress, &cancel).await?;
                 }
                 Ok(serde_json::json!({}))
             }
@@ -229,6 +231,7 @@ impl ManagerObject {
     ) -> Result<OwnedObjectPath, BusError> {
         let _call = self.d.call();
         let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
+        let requester = self.d.authority.caller(&hdr).await?.uid;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
@@ -236,7 +239,7 @@ impl ManagerObject {
                 cancel.check()?;
                 let stateroot = blocking(move || engine.factory_reset()).await?;
                 if reboot {
-                    reboot_now(&d, &progress, &cancel).await?;
+                    reboot_now(&d, requester, &progress, &cancel).await?;
                 }
                 Ok(serde_json::json!({ "stateroot": stateroot }))
             }
@@ -301,12 +304,13 @@ impl ManagerObject {
     ) -> Result<(), BusError> {
         let _call = self.d.call();
         Flags::parse(&options, &[])?;
-        self.d
+        let caller = self
+            .d
             .authority
             .authorize(&hdr, &[Action::Reboot], &Details::new("reboot"))
             .await?;
         let _slot = self.d.quick("reboot")?;
-        let r = self.d.reboot_system().await;
+        let r = self.d.reboot_system(caller.uid).await;
         self.d.refresh().await;
         r
     }
@@ -539,12 +543,13 @@ async fn has_staged(engine: &berth_engine::Engine) -> Result<bool, BusError> {
 /// The reboot a transaction asked for: the last point where a cancel still counts.
 async fn reboot_now(
     d: &Daemon,
+    requester: u32,
     progress: &berth_engine::ProgressFn,
     cancel: &berth_engine::Cancel,
 ) -> Result<(), BusError> {
     cancel.check()?;
     progress(&staging("rebooting"));
-    d.reboot_system().await
+    d.reboot_system(requester).await
 }
 
 /// A progress event for steps without bytes.

@@ -119,9 +119,16 @@ fn busctl_as(svc: &Service, user: &str, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_someone_elses_work_needs_an_administrator() {
     let svc = Service::start("hardening-cancel").await;
-    let big = svc.push_big();
     let m = svc.manager().await;
-    let path = m.switch(&big, options([])).await.unwrap();
+    // Follow tag 2 through the slow link, then make tag 2 the big image: root's update of it
+    // takes a while.
+    let slow_v2 = format!("{}/berth/demo:2", svc.slow.addr);
+    let path = m.switch(&slow_v2, options([])).await.unwrap();
+    assert!(svc.finish(path.as_str()).await.success);
+    m.reboot(options([])).await.unwrap();
+    svc.push_big();
+    retag(&svc, "big", "2");
+    let path = m.update(options([])).await.unwrap();
     wait_for_bytes(&svc, path.as_str()).await;
     for user in [users::GRANTED, users::PLAIN] {
         let out = busctl_as(
@@ -135,14 +142,14 @@ async fn cancelling_someone_elses_work_needs_an_administrator() {
             ],
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{user} cancelled root's switch");
+        assert!(!out.status.success(), "{user} cancelled root's update");
         assert!(
             err.contains("org.berth.berth1.cancel-others"),
             "{user}: {err}"
         );
     }
     let done = svc.finish(path.as_str()).await;
-    assert!(done.success, "root's switch was stopped: {done:?}");
+    assert!(done.success, "root's update was stopped: {done:?}");
 }
 
 /// Item 8: polkit hears what is approved (operation and image), so a rule can decide on it and

@@ -805,6 +805,7 @@ impl Engine {
         sysroot
             .init_osname(&new_root, gio::Cancellable::NONE)
             .ctx(|| format!("create stateroot {new_root}"))?;
+        open_stateroot(&self.sysroot, &new_root)?;
         let kargs = kargs::deployment_kargs(&booted);
         let csum = booted.csum();
         let d = deps::deploy_default(
@@ -874,6 +875,7 @@ pub async fn install(
             sysroot
                 .init_osname(&opts.stateroot, gio::Cancellable::NONE)
                 .ctx(|| "create stateroot".into())?;
+            open_stateroot(sysroot_path, &opts.stateroot)?;
         }
     }
     let engine = Engine::open(sysroot_path, config)?;
@@ -907,6 +909,29 @@ pub async fn install(
     })
     .await
     .map_err(|e| Error::WrongState(format!("deploy task failed: {e}")))?
+}
+
+/// Gives a new stateroot's directories the modes ostree means them to have. libostree makes
+/// them with `mkdir(0755)`, which the process's umask trims: under berthd's `UMask=0077` the
+/// stateroot's `/var` would be root's alone, and every user locked out of `/var` once it boots.
+fn open_stateroot(sysroot: &Path, stateroot: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = sysroot.join("ostree/deploy").join(stateroot);
+    for (dir, mode) in [
+        ("", 0o755),
+        ("deploy", 0o755),
+        ("var", 0o755),
+        ("var/lib", 0o755),
+        ("var/log", 0o755),
+        ("var/tmp", 0o1777),
+    ] {
+        let path = root.join(dir);
+        if path.is_dir() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .ctx(|| format!("chmod {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn validate_stateroot(name: &str) -> Result<()> {

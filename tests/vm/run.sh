@@ -4,7 +4,10 @@
 # this script as the bootloader. Scenarios, each checked inside the guest and on the disk:
 #   1 update v1 -> v2 as root; /etc edits and /var data survive
 #   2 rollback to v1
-#   3 polkit refuses an unprivileged user's update until a rule grants it
+#   3 polkit: an unprivileged user without a session is refused an update until a rule grants
+#     it; the same user in an active console session (real logind) updates without a password
+#     and is asked for an administrator on rollback; a reboot is refused while another user is
+#     logged in or a block inhibitor is held
 #   4 factory reset: /etc edits and /var data gone, the image's defaults back
 #   5 a broken v3 (a failing service) is rolled back
 #   6 power cuts during an update to v4 and during the shutdown that finalizes it: every next
@@ -14,6 +17,9 @@
 # Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
 # is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
 # Prints "vm: N passed, N failed"; exits non-zero on any failure.
+# Usage: tests/vm/run.sh [--all]. Without --all (the test command), scenario 6 cuts the power
+# once per phase (download, import, staging, finalization: deploy, entries written, clean-up);
+# --all adds the cuts at 1 s into the update and at the start of the shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -21,6 +27,9 @@ if [ "${1:-}" != "--inside" ]; then
   [ -x target/debug/berthd ] && [ -x target/debug/berth ] || cargo build --locked -q -p berthd -p berth
   exec unshare --mount --propagation private "$0" --inside "$@"
 fi
+shift
+ALL=
+case "${1:-}" in --all) ALL=1 ;; "") ;; *) echo "usage: $0 [--all]" >&2; exit 2 ;; esac
 W=$(mktemp -d /tmp/berth-vm.XXXXXX)
 mount -t tmpfs -o size=16g,mode=0755 berth-vm "$W"
 . tests/vm/lib.sh
@@ -92,6 +101,18 @@ check "rollback exit 0" "$W/2-on-v2.log" 'RESULT rollback-rc=0'
 vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"
 runuser -u alice -- berth --no-ask-password update; echo "RESULT alice-update-rc=$?"
 runuser -u alice -- berth status >/dev/null; echo "RESULT alice-status-rc=$?"
+# alice at the console: a login session (PAM, logind) on tty1, the foreground VT, so logind
+# calls it active and local and polkit applies the allow_active defaults.
+mkdir -p /run/alice && chown alice /run/alice
+cat > /run/alice/step <<"ALICE"
+loginctl show-session "$XDG_SESSION_ID" -p Active -p Remote -p Seat -p VTNr | tr "\n" " " > /run/alice/session
+berth --no-ask-password update --download-only > /run/alice/download.log 2>&1; echo $? > /run/alice/download-rc
+berth --no-ask-password rollback > /run/alice/rollback.log 2>&1; echo $? > /run/alice/rollback-rc
+ALICE
+systemd-run --wait --quiet --uid=alice -p PAMName=login -p TTYPath=/dev/tty1 bash /run/alice/step
+echo "RESULT alice-session=$(cat /run/alice/session)"
+echo "RESULT alice-active-download-rc=$(cat /run/alice/download-rc) $(tail -1 /run/alice/download.log)"
+echo "RESULT alice-active-rollback-rc=$(cat /run/alice/rollback-rc)"
 cat > /etc/polkit-1/rules.d/50-alice-updates.rules <<EOF
 polkit.addRule(function(action, subject) {
   if (action.id == "org.berth.berth1.update" && subject.user == "alice") return polkit.Result.YES;
@@ -99,7 +120,18 @@ polkit.addRule(function(action, subject) {
 EOF
 sleep 2
 runuser -u alice -- berth --no-ask-password update; echo "RESULT alice-update-with-rule-rc=$?"
-runuser -u alice -- berth --no-ask-password rollback; echo "RESULT alice-rollback-rc=$?"'
+runuser -u alice -- berth --no-ask-password rollback; echo "RESULT alice-rollback-rc=$?"
+# A reboot must not cut off another user: an open session of alice, then a block inhibitor.
+systemd-run --unit=alice-away --quiet --uid=alice -p PAMName=login -p TTYPath=/dev/tty2 sleep 600
+until loginctl list-sessions --no-legend | grep -q alice; do sleep 0.2; done
+berth reboot > /run/reboot-1.log 2>&1; echo "RESULT reboot-with-session-rc=$? $(tr "\n" " " < /run/reboot-1.log)"
+systemctl stop alice-away
+while loginctl list-sessions --no-legend | grep -q alice; do sleep 0.2; done
+systemd-inhibit --what=shutdown --mode=block --who=berth-vm-test --why="a backup is running" sleep 600 &
+inhibitor=$!
+until systemd-inhibit --list --no-legend | grep -q berth-vm-test; do sleep 0.2; done
+berth reboot > /run/reboot-2.log 2>&1; echo "RESULT reboot-inhibited-rc=$? $(tr "\n" " " < /run/reboot-2.log)"
+kill $inhibitor'
 boot 3-on-v1
 check "v1 booted after the rollback" "$W/3-on-v1.log" 'BERTH-BOOTED version=1'
 
@@ -108,6 +140,13 @@ check "alice reads status" "$W/3-on-v1.log" 'RESULT alice-status-rc=0'
 check "alice refused update (exit 8)" "$W/3-on-v1.log" 'RESULT alice-update-rc=8'
 check "alice updates with the rule" "$W/3-on-v1.log" 'RESULT alice-update-with-rule-rc=0'
 check "the rule grants update only, not rollback" "$W/3-on-v1.log" 'RESULT alice-rollback-rc=8'
+check "alice's console session is active and local (logind)" "$W/3-on-v1.log" 'RESULT alice-session=(.*Active=yes.*Remote=no|.*Remote=no.*Active=yes)'
+check "alice, active at the console, downloads an update without a password" "$W/3-on-v1.log" 'RESULT alice-active-download-rc=0'
+check "alice, active at the console, needs an administrator to roll back" "$W/3-on-v1.log" 'RESULT alice-active-rollback-rc=8'
+
+say "3b: berth reboot does not override logind: another user's session, a block inhibitor"
+check "reboot refused while alice is logged in" "$W/3-on-v1.log" 'RESULT reboot-with-session-rc=7 .*RebootBlocked.*alice logged in'
+check "reboot refused under a block inhibitor" "$W/3-on-v1.log" 'RESULT reboot-inhibited-rc=7 .*RebootBlocked.*berth-vm-test \(a backup is running\)'
 
 say "4: factory reset; reboot; local /etc and /var state gone"
 vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf 2>/dev/null || echo absent)"
@@ -122,6 +161,7 @@ echo "RESULT etc-default=$(cat /etc/berth-test.conf)"
 echo "RESULT var-data=$(cat /var/lib/berth-test/data 2>/dev/null || echo absent)"
 echo "RESULT rule=$(ls /etc/polkit-1/rules.d/50-alice-updates.rules 2>/dev/null || echo absent)"
 echo "RESULT alice-home=$(test -d /var/home/alice && echo present)"
+echo "RESULT var-mode=$(stat -c %a /var/) alice-reads-home=$(runuser -u alice -- ls /var/home/alice >/dev/null && echo yes)"
 ostree admin status'
 boot 5-after-reset
 check "v2 booted after the reset" "$W/5-after-reset.log" 'BERTH-BOOTED version=2'
@@ -130,6 +170,7 @@ check "/etc back to the image default" "$W/5-after-reset.log" 'RESULT etc-defaul
 check "/var data gone" "$W/5-after-reset.log" 'RESULT var-data=absent'
 check "polkit rule gone" "$W/5-after-reset.log" 'RESULT rule=absent'
 check "/var seeded from the image" "$W/5-after-reset.log" 'RESULT alice-home=present'
+check "the reset's /var is open to users (berthd runs with UMask=0077)" "$W/5-after-reset.log" 'RESULT var-mode=755 alice-reads-home=yes'
 
 say "5: a broken v3 (a service fails at boot) is rolled back"
 vm_publish 3
@@ -165,14 +206,17 @@ berth switch $REGISTRY/berth/vm:\$to; echo \"RESULT update-rc=\$?\""
 # journald copies berthd's log to the console: the finalization's steps are markers to cut at.
 VM_EXTRA_KARGS=systemd.journald.forward_to_console=1
 n=0
-# Each cut is "marker|seconds after it". The first four cut the update itself (checking,
+# Each cut is "marker|seconds after it". The first ones cut the update itself (checking,
 # downloading, importing, staging: how far each got depends on the machine, and is printed);
 # the others cut the shutdown, and in it the finalization of the staged update by
 # berth-finalize-staged.service: while it deploys, right after it wrote the new boot entries
-# (before they are flushed), and while it deletes the old ones.
-for cut in "BERTH-UPDATE-START|1" "BERTH-UPDATE-START|4" "BERTH-UPDATE-START|10" \
-           "BERTH-UPDATE-START|20" "BERTH-STEP-END|1" "finalize: deploying the staged update|1" \
-           "finalize: boot entries written|0" "cleaning up the old ones|0"; do
+# (before they are flushed), and while it deletes the old ones. The test command cuts once per
+# phase; --all adds a cut 1 s into the update and one at the start of the shutdown.
+CUTS=("BERTH-UPDATE-START|4" "BERTH-UPDATE-START|10" "BERTH-UPDATE-START|20"
+      "finalize: deploying the staged update|1" "finalize: boot entries written|0"
+      "cleaning up the old ones|0")
+[ -n "$ALL" ] && CUTS=("BERTH-UPDATE-START|1" "${CUTS[@]:0:3}" "BERTH-STEP-END|1" "${CUTS[@]:3}")
+for cut in "${CUTS[@]}"; do
   n=$((n + 1))
   vm_step "$VERIFY
 $UPDATE"

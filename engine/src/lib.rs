@@ -19,6 +19,7 @@ pub mod layout;
 pub mod objects;
 pub mod oci;
 pub mod progress;
+mod pull;
 pub mod source;
 pub mod space;
 pub mod status;

@@ -791,11 +791,13 @@ async fn an_update_that_cannot_be_deployed_downloads_nothing() {
         "usr/share/big.bin",
         image::noise(3, 24 << 20),
     )]));
-    image::write_layout(&env.layout, &[("big", &big)]).unwrap();
+    let written = image::write_layout(&env.layout, &[("big", &big)]).unwrap();
     env.registry.push(&env.layout, "big", "berth/demo").unwrap();
-    // Room for the download and its import (three times the layer, plus the reserve), not
-    // for the deployment on top.
-    let target = (3 * 24 + 8 + 4) << 20;
+    // The layers v1 lacks (v2's own and the big one): room for their download and import
+    // (the cache copy and twice their size unpacked), the reserve and 4 MiB; not for the
+    // deployment on top.
+    let new_layers: u64 = written[0].layers[1..].iter().map(|(_, size)| size).sum();
+    let target = 3 * new_layers + (8 << 20) + (4 << 20);
     let filler = root.join("filler");
     let st = std::process::Command::new("fallocate")
         .args(["-l", &(available(&root) - target).to_string()])

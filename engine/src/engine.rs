@@ -24,8 +24,10 @@ type KnownImage = (String, String, Option<String>, Option<String>);
 const CACHED_UPDATE: &str = "ostree/berth/cached-update.json";
 /// Room a new deployment needs besides its kernel: the copied `/etc` and boot entries.
 const DEPLOY_OVERHEAD: u64 = 8 << 20;
-/// A first deployment's kernel, initramfs and `/etc`, guessed before the image is here.
-pub(crate) const INSTALL_DEPLOY_GUESS: u64 = 64 << 20;
+/// A first deployment's own need beyond the imported image, guessed before the image is
+/// here (the boot entries, `/etc`); the kernel's copy in /boot is checked at deploy time, and
+/// the import's watchdog keeps the filesystem from filling meanwhile.
+pub(crate) const INSTALL_DEPLOY_GUESS: u64 = DEPLOY_OVERHEAD;
 
 #[derive(Clone)]
 pub struct Engine {

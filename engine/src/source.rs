@@ -134,6 +134,9 @@ pub const MAX_SMALL_BLOB: u64 = 4 << 20;
 
 pub struct RegistrySource {
     client: oci_client::Client,
+    /// For manifests, whose size oci-client does not cap.
+    http: reqwest::Client,
+    scheme: &'static str,
     reference: RegistryRef,
     auth: RegistryAuth,
 }
@@ -155,8 +158,23 @@ impl RegistrySource {
             Credentials::Anonymous => RegistryAuth::Anonymous,
             Credentials::Basic { username, password } => RegistryAuth::Basic(username, password),
         };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Network {
+                registry: r.registry.clone(),
+                detail: outside(&e.to_string()),
+            })?;
+        let scheme = if config.is_insecure(&r.registry) {
+            "http"
+        } else {
+            "https"
+        };
         Ok(RegistrySource {
             client,
+            http,
+            scheme,
             reference: r.clone(),
             auth,
         })
@@ -193,19 +211,92 @@ impl RegistrySource {
             .map_err(|e| self.err(e))
     }
 
+    /// A manifest, read no further than [`MAX_SMALL_BLOB`] bytes (oci-client would read any
+    /// body whole). Authentication is oci-client's: it returns the bearer token to send.
     async fn manifest(&self, digest: Option<&str>) -> Result<(String, Vec<u8>)> {
         let reference = self.oci_ref(digest);
-        let (bytes, digest) = self
+        let registry = &self.reference.registry;
+        let token = self
             .client
-            .pull_manifest_raw(&reference, &self.auth, oci::ACCEPTED_MANIFESTS)
+            .auth(&reference, &self.auth, oci_client::RegistryOperation::Pull)
             .await
             .map_err(|e| self.err(e))?;
-        // The digest the registry claims must be the digest of what it sent.
-        verify("manifest", &digest, &bytes)?;
-        if let Some(pinned) = reference.digest() {
-            verify("manifest", pinned, &bytes)?;
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            self.scheme,
+            reference.resolve_registry(),
+            reference.repository(),
+            reference.digest().or(reference.tag()).unwrap_or("latest")
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, oci::ACCEPTED_MANIFESTS.join(", "));
+        request = match (token, &self.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        };
+        let network = |e: reqwest::Error| Error::Network {
+            registry: registry.clone(),
+            detail: outside(&with_causes(&e.to_string(), &e)),
+        };
+        let mut response = request.send().await.map_err(network)?;
+        let status = response.status();
+        let claimed = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let too_large = || {
+            Error::BadManifest(format!(
+                "the manifest from {registry} is larger than the {MAX_SMALL_BLOB} bytes allowed"
+            ))
+        };
+        if status.is_success()
+            && response
+                .content_length()
+                .is_some_and(|l| l > MAX_SMALL_BLOB)
+        {
+            return Err(too_large());
         }
-        Ok((digest, bytes.to_vec()))
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(network)? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > MAX_SMALL_BLOB {
+                if status.is_success() {
+                    return Err(too_large());
+                }
+                break; // enough of an error text
+            }
+        }
+        if !status.is_success() {
+            return Err(self.status_error(status.as_u16(), &body));
+        }
+        let digest = match (reference.digest(), claimed) {
+            (Some(pinned), _) => pinned.to_string(),
+            (None, Some(claimed)) => claimed,
+            (None, None) => oci::sha256_digest(&body),
+        };
+        // The digest asked for, or the one the registry claims, must be that of what it sent.
+        verify("manifest", &digest, &body)?;
+        Ok((digest, body))
+    }
+
+    /// A registry's refusal of a manifest request, as Berth's error.
+    fn status_error(&self, code: u16, body: &[u8]) -> Error {
+        let registry = self.reference.registry.clone();
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        let detail = outside(&format!("HTTP {code}: {}", text.trim()));
+        match code {
+            401 => Error::Unauthorized { registry, detail },
+            403 => Error::Forbidden { registry, detail },
+            404 => Error::NotFound {
+                what: format!("{}: {detail}", self.reference),
+            },
+            408 | 429 | 500..=599 => Error::Network { registry, detail },
+            _ => Error::BadManifest(format!("{registry}: {detail}")),
+        }
     }
 
     async fn small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {

@@ -11,7 +11,7 @@ use berth_testkit::{demo, image};
 use common::service::Service;
 use common::Env;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Every file and directory under `dir` with group or other access, as "mode path" lines.
@@ -632,14 +632,23 @@ fn huge_pax_header(claimed: u64) -> Vec<u8> {
 }
 
 /// Item 6: a compression bomb, a huge PAX header, 10,000 layers and an oversized manifest
-/// are each refused with a named error, early and in bounded memory.
+/// (from a layout, and an endless one from a registry) are each refused with a named error,
+/// early and in bounded memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_images_hit_the_limits_in_bounded_memory() {
     let env = Env::new("hardening-limits");
     env.install(&env.image("1")).await;
+    let endless = Proxy::start(&env.registry.addr, Fault::EndlessManifest).unwrap();
     let config = env.dir.join("limits.toml");
     // A low cap, so the bomb needs only a 64 MiB expansion to prove it.
-    std::fs::write(&config, "[limits]\nmax-layer-bytes = 16777216\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "insecure-registries = [\"{}\"]\n[limits]\nmax-layer-bytes = 16777216\n",
+            endless.addr
+        ),
+    )
+    .unwrap();
     let bomb_dir = env.dir.join("bomb");
     let mut bomb = demo::version(2);
     bomb.layers.push(image::Layer::new(vec![image::file(
@@ -665,30 +674,41 @@ async fn hostile_images_hit_the_limits_in_bounded_memory() {
         1,
         5 << 20,
     );
+    let layout = |dir: PathBuf| format!("oci:{}:t", dir.display());
     let cases = [
         (
             "compression bomb",
-            bomb_dir.clone(),
+            layout(bomb_dir.clone()),
             "HostileLayer",
             "max-layer-bytes",
         ),
         (
             "8 GiB PAX header",
-            dir("pax"),
+            layout(dir("pax")),
             "HostileLayer",
             "extension header",
         ),
-        ("10,000 layers", dir("layers"), "BadManifest", "max-layers"),
+        (
+            "10,000 layers",
+            layout(dir("layers")),
+            "BadManifest",
+            "max-layers",
+        ),
         (
             "5 MiB manifest",
-            dir("big-manifest"),
+            layout(dir("big-manifest")),
             "BadManifest",
             "too large",
         ),
+        (
+            "endless manifest from a registry",
+            format!("{}/berth/demo:2", endless.addr),
+            "BadManifest",
+            "larger than",
+        ),
     ];
-    for (what, layout, name, says) in cases {
-        let (code, err, peak_kib) =
-            berthd_switch(&env, &config, &format!("oci:{}:t", layout.display()));
+    for (what, image, name, says) in cases {
+        let (code, err, peak_kib) = berthd_switch(&env, &config, &image);
         println!(
             "{what}: exit {code}, peak RSS {:.1} MiB",
             peak_kib as f64 / 1024.0

@@ -19,6 +19,9 @@ pub enum Fault {
     Status(u16),
     /// Blob bodies flow at about this many bytes a second (a slow link, for long transfers).
     Throttle(usize),
+    /// Every manifest request gets an endless body (no length given: it ends when the client
+    /// hangs up), as a hostile registry could send.
+    EndlessManifest,
     /// Every request gets this status with a plain-text body full of terminal escapes,
     /// a forged log line and 64 KiB of filler, as a hostile registry would send.
     HostileBody(u16),
@@ -122,6 +125,12 @@ fn serve(
     };
     if let Fault::Status(code) = fault {
         fail(&mut client, code);
+        return Ok(());
+    }
+    if matches!(fault, Fault::EndlessManifest) && first.contains("/manifests/") {
+        write!(client, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n")?;
+        let chunk = [b' '; 65536];
+        while client.write_all(&chunk).is_ok() {}
         return Ok(());
     }
     if let Fault::HostileBody(code) = fault {

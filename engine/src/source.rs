@@ -37,7 +37,7 @@ pub struct FetchedImage {
 }
 
 pub enum Source {
-    Registry(RegistrySource),
+    Registry(Box<RegistrySource>),
     Layout(Arc<LayoutSource>),
 }
 
@@ -45,7 +45,9 @@ impl Source {
     /// `trust` says whose layouts may be read (registries are verified by digest alone).
     pub fn new(imgref: &ImageRef, config: &Config, trust: LayoutTrust) -> Result<Source> {
         match imgref {
-            ImageRef::Registry(r) => Ok(Source::Registry(RegistrySource::new(r, config)?)),
+            ImageRef::Registry(r) => {
+                Ok(Source::Registry(Box::new(RegistrySource::new(r, config)?)))
+            }
             ImageRef::Layout { path, tag } => Ok(Source::Layout(Arc::new(LayoutSource::new(
                 path,
                 tag.as_deref(),

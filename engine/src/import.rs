@@ -108,8 +108,11 @@ pub fn import_layer(
     })?;
     cancel.check()?;
     tree.finish_root()?;
+    // The layer's digest is verified: its objects may join the repository.
+    let TreeBuilder { objects, root, .. } = tree;
+    objects.publish()?;
     objects::sync(repo_path)?;
-    let root = write_root(&repo, &tree.root)?;
+    let root = write_root(&repo, &root)?;
     txn.commit()?;
     let meta = glib::VariantDict::new(None);
     meta.insert("berth.diff-id", diff_id);

@@ -88,29 +88,90 @@ fn os_err(what: impl Into<String>) -> Error {
 
 /// Writes content objects into a bare repo at `repo` (its `objects/` and `tmp/`). Works
 /// relative to directory fds: per-object path walks were a visible cost.
+/// Writes one layer's content objects. They are linked into a private staging directory
+/// (0700, under the repository's `tmp/`) as they are written, and moved into `objects/` only by
+/// [`publish`](Self::publish), once the layer's digest has been verified: until then no file
+/// of an unverified layer (a setuid binary, say) is reachable through the repository. A
+/// writer dropped unpublished removes its staging directory.
 pub struct ObjectWriter {
     objects: PathBuf,
     tmp: PathBuf,
     tmp_dir: File,
     objects_dir: File,
+    staging: PathBuf,
+    staging_dir: File,
+    /// Checksums linked into `staging`, to move into `objects/`.
+    staged: Vec<String>,
+    published: bool,
     /// Scratch space for file content, reused across files.
     buf: Vec<u8>,
 }
+
+/// Staging directories are named `berth-layer-PID-N`; one left by a process that died is
+/// removed by the next import (one process imports at a time: the blob cache's lock).
+const STAGING_PREFIX: &str = "berth-layer-";
 
 static TMP_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 impl ObjectWriter {
     pub fn new(repo: &Path) -> Result<ObjectWriter> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let open_dir =
             |p: &Path| File::open(p).map_err(|e| Error::io(format!("open {}", p.display()), e));
         let (tmp, objects) = (repo.join("tmp"), repo.join("objects"));
+        remove_stale_staging(&tmp);
+        let serial = TMP_SERIAL.fetch_add(1, Ordering::Relaxed);
+        let staging = tmp.join(format!("{STAGING_PREFIX}{}-{serial}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| Error::io(format!("create {}", staging.display()), e))?;
+        // The mode must not depend on the umask.
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("chmod {}", staging.display()), e))?;
         Ok(ObjectWriter {
             tmp_dir: open_dir(&tmp)?,
             objects_dir: open_dir(&objects)?,
+            staging_dir: open_dir(&staging)?,
+            staging,
+            staged: Vec::new(),
+            published: false,
             objects,
             tmp,
             buf: vec![0; 256 << 10],
         })
+    }
+
+    /// Moves every staged object into `objects/` (replacing one a power cut left damaged).
+    /// Call once the layer's digest is verified; the caller then syncs before committing.
+    pub fn publish(mut self) -> Result<()> {
+        for checksum in std::mem::take(&mut self.staged) {
+            self.ensure_prefix_dir(&checksum)?;
+            let from = Self::staged_name(&checksum);
+            let to = Self::relative_path(&checksum);
+            // SAFETY: renameat between our own dir fds with valid C strings.
+            let rc = unsafe {
+                libc::renameat(
+                    self.staging_dir.as_raw_fd(),
+                    from.as_ptr(),
+                    self.objects_dir.as_raw_fd(),
+                    to.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                let dest = self.object_path(&checksum);
+                return Err(os_err(format!("move object into {}", dest.display())));
+            }
+        }
+        self.published = true;
+        let _ = std::fs::remove_dir(&self.staging);
+        Ok(())
+    }
+
+    /// `CHECKSUM.file`, relative to the staging directory.
+    fn staged_name(checksum: &str) -> CString {
+        CString::new(format!("{checksum}.file")).expect("hex")
     }
 
     /// `XX/REST.file` for a checksum, relative to `objects/`.
@@ -132,20 +193,6 @@ impl ObjectWriter {
             )
         };
         (rc == 0).then_some((st.st_mode & libc::S_IFMT, st.st_size as u64))
-    }
-
-    /// Removes a stored object that is not what its name says.
-    fn remove_stale(&self, checksum: &str) -> Result<()> {
-        let rel = Self::relative_path(checksum);
-        // SAFETY: unlinkat on our own dir fd with a valid C string.
-        if unsafe { libc::unlinkat(self.objects_dir.as_raw_fd(), rel.as_ptr(), 0) } != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::NotFound {
-                let path = self.object_path(checksum);
-                return Err(Error::io(format!("remove {}", path.display()), err));
-            }
-        }
-        Ok(())
     }
 
     fn object_path(&self, checksum: &str) -> PathBuf {
@@ -204,11 +251,11 @@ impl ObjectWriter {
             Some((libc::S_IFREG, len)) if len == size => {}
             None => self.link_regular(&file, meta, &checksum)?,
             Some(_) => {
-                // Objects are linked before the import's single sync: a power cut in between
-                // can leave the name on disk and not the data (ext4 commits the name within
-                // 5 s, writes the data later), i.e. a short file. Never build on one.
+                // Objects are published before the import's single sync: a power cut in
+                // between can leave the name on disk and not the data (ext4 commits the name
+                // within 5 s, writes the data later), i.e. a short file. Never build on one:
+                // the new copy replaces it when the layer is published.
                 tracing::warn!(object = %checksum, "replacing a damaged object");
-                self.remove_stale(&checksum)?;
                 self.link_regular(&file, meta, &checksum)?;
             }
         }
@@ -216,19 +263,18 @@ impl ObjectWriter {
     }
 
     /// Writes a symlink object; returns its checksum.
-    pub fn symlink(&self, meta: &Meta, target: &str) -> Result<String> {
+    pub fn symlink(&mut self, meta: &Meta, target: &str) -> Result<String> {
         let checksum = hex::encode(Sha256::digest(file_header(meta, target)));
-        // Anything else under this name is replaced by the rename below.
+        // Anything else under this name is replaced when the layer is published.
         if matches!(self.stored(&checksum), Some((libc::S_IFLNK, _))) {
             return Ok(checksum);
         }
-        let dest = self.object_path(&checksum);
-        self.ensure_prefix_dir(&checksum)?;
-        let serial = TMP_SERIAL.fetch_add(1, Ordering::Relaxed);
         let tmp = self
-            .tmp
-            .join(format!("berth-symlink-{}-{serial}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
+            .staging
+            .join(OsStr::from_bytes(Self::staged_name(&checksum).as_bytes()));
+        if std::fs::symlink_metadata(&tmp).is_ok() {
+            return Ok(checksum); // staged already by this layer
+        }
         std::os::unix::fs::symlink(target, &tmp)
             .map_err(|e| Error::io(format!("create symlink {}", tmp.display()), e))?;
         let c = cstr(&tmp)?;
@@ -240,15 +286,15 @@ impl ObjectWriter {
             // SAFETY: valid C strings, pointer and length.
             unsafe { libc::lsetxattr(c.as_ptr(), name, value.as_ptr().cast(), value.len(), 0) }
         })?;
-        std::fs::rename(&tmp, &dest)
-            .map_err(|e| Error::io(format!("move object into {}", dest.display()), e))?;
+        self.staged.push(checksum.clone());
         Ok(checksum)
     }
 }
 
 impl ObjectWriter {
-    /// Gives the anonymous file its owner, mode, xattrs and mtime 0, and links it into place.
-    fn link_regular(&self, file: &File, meta: &Meta, checksum: &str) -> Result<()> {
+    /// Gives the anonymous file its owner, mode, xattrs and mtime 0, and links it into the
+    /// staging directory.
+    fn link_regular(&mut self, file: &File, meta: &Meta, checksum: &str) -> Result<()> {
         let fd = file.as_raw_fd();
         // SAFETY: syscalls on an fd we own; chown first, as it clears set-id bits.
         unsafe {
@@ -271,28 +317,53 @@ impl ObjectWriter {
         if unsafe { libc::futimens(fd, [zero, zero].as_ptr()) } != 0 {
             return Err(os_err("set object mtime"));
         }
-        self.ensure_prefix_dir(checksum)?;
-        let rel = Self::relative_path(checksum);
+        let name = Self::staged_name(checksum);
         // SAFETY: AT_EMPTY_PATH links the anonymous file itself (root has the capability
         // it needs); both fds and strings are valid.
         let rc = unsafe {
             libc::linkat(
                 fd,
                 c"".as_ptr(),
-                self.objects_dir.as_raw_fd(),
-                rel.as_ptr(),
+                self.staging_dir.as_raw_fd(),
+                name.as_ptr(),
                 libc::AT_EMPTY_PATH,
             )
         };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
-            // Another import wrote the same object meanwhile: same bytes, nothing to do.
+            // The layer holds the same content twice: staged already, same bytes.
             if err.kind() != std::io::ErrorKind::AlreadyExists {
-                let dest = self.object_path(checksum);
-                return Err(Error::io(format!("link object {}", dest.display()), err));
+                return Err(Error::io(
+                    format!("link object into {}", self.staging.display()),
+                    err,
+                ));
             }
+            return Ok(());
         }
+        self.staged.push(checksum.to_string());
         Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Removes staging directories that a process which died (a kill, a power cut) left behind.
+fn remove_stale_staging(tmp: &Path) {
+    let ours = format!("{STAGING_PREFIX}{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(STAGING_PREFIX) && !name.starts_with(&ours) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

@@ -881,3 +881,63 @@ async fn an_install_too_big_for_its_filesystem_stops_short_of_filling_it() {
         "only {left} bytes left: the filesystem was filled"
     );
 }
+
+/// Item 6: the objects of a layer whose digest fails stay out of reach: nothing of it (here a
+/// setuid-root file) ever appears in the repository, and its staging is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_of_an_unverified_layer_never_reach_the_repository() {
+    let env = Env::new("hardening-staging");
+    let engine = env.install(&env.image("1")).await;
+    let repo = env.sysroot().join("ostree/repo");
+    let objects_before = count_files(&repo.join("objects"));
+    let mut img = demo::version(2);
+    img.layers.push(image::Layer::new(vec![image::Entry::File(
+        "usr/bin/su-from-nowhere".into(),
+        b"#!/bin/sh\necho owned\n".to_vec(),
+        0o4755,
+    )]));
+    img.bad_diff_id = true;
+    let layout = env.dir.join("unverified");
+    image::write_layout(&layout, &[("t", &img)]).unwrap();
+    let image = ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap();
+    let err = engine
+        .switch(&image, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "DigestMismatch", "{err}");
+    let setuid = find_files(&repo.join("objects"), |m| m & 0o4000 != 0);
+    assert_eq!(
+        setuid,
+        Vec::<String>::new(),
+        "setuid objects of an unverified layer"
+    );
+    let staging = find_files(&repo.join("tmp"), |_| true);
+    assert!(
+        staging.iter().all(|p| !p.contains("berth-layer-")),
+        "staging left behind: {staging:?}"
+    );
+    // v2's own layer (verified) may have arrived; the bad one added nothing.
+    assert!(count_files(&repo.join("objects")) >= objects_before);
+    env.fsck();
+}
+
+fn count_files(dir: &Path) -> usize {
+    find_files(dir, |_| true).len()
+}
+
+/// Paths of the files (not directories) under `dir` whose mode passes `keep`.
+fn find_files(dir: &Path, keep: fn(u32) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if keep(meta.permissions().mode()) {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

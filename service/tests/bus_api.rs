@@ -4,8 +4,8 @@
 
 mod common;
 
-use berth_dbus::{options, state, ManagerProxy, TransactionProxy};
-use common::service::{error_name, Service};
+use berth_dbus::{options, state, ManagerProxy};
+use common::service::{error_name, wait_for_bytes, Service};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 use zbus::zvariant::{OwnedValue, Value};
@@ -184,19 +184,6 @@ async fn cancel_mid_download_leaves_nothing_behind() {
         .unwrap();
     assert!(svc.finish(again.as_str()).await.success);
     assert_eq!(m.state().await.unwrap(), state::NEEDS_REBOOT);
-}
-
-async fn wait_for_bytes(t: &TransactionProxy<'_>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while t.bytes_done().await.unwrap() == 0 {
-        assert!(Instant::now() < deadline, "no bytes downloaded in 60 s");
-        assert!(
-            !t.is_finished().await.unwrap(),
-            "{:?}",
-            t.error_message().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

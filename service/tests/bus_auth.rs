@@ -4,9 +4,8 @@
 
 mod common;
 
-use berth_testkit::bus::{as_user, users};
-use common::service::{berthd_bin, Service};
-use std::process::Command;
+use berth_testkit::bus::users;
+use common::service::{berth_call, Service};
 
 const NOT_AUTHORIZED: &str = "org.berth.Berth1.Error.NotAuthorized";
 const INTERACTIVE_REQUIRED: &str = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
@@ -19,23 +18,12 @@ enum Who {
 }
 
 fn call(svc: &Service, who: Who, interactive: bool, method: &str, arg: &str) -> String {
-    let bin = berthd_bin().with_file_name("berth-call");
-    let bin = bin.to_str().unwrap();
-    let mut cmd = match who {
-        Who::Root => Command::new(bin),
-        Who::Plain => as_user(users::PLAIN, bin),
-        Who::Granted => as_user(users::GRANTED, bin),
+    let user = match who {
+        Who::Root => None,
+        Who::Plain => Some(users::PLAIN),
+        Who::Granted => Some(users::GRANTED),
     };
-    if interactive {
-        cmd.arg("--interactive");
-    }
-    let out = cmd
-        .args(["--wait", method, arg])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    berth_call(svc, user, interactive, method, arg)
 }
 
 /// The polkit outcome each caller should get for a method.

@@ -361,28 +361,9 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
 async fn full_disk_is_reported_before_anything_breaks() {
     let env = Env::new("diskfull");
     let small = env.dir.join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "berth-small"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    common::small_fs(&small, 24);
     let sysroot = small.join("sysroot");
-    let opts = berth_engine::InstallOptions {
-        stateroot: "demo".into(),
-        kargs: vec!["rw".into()],
-    };
-    berth_engine::install(
-        &sysroot,
-        &env.image("1"),
-        &opts,
-        env.config.clone(),
-        progress::silent(),
-        &Cancel::new(),
-    )
-    .await
-    .unwrap();
+    env.install_at(&sysroot, &env.image("1")).await.unwrap();
     let engine = Engine::open(&sysroot, env.config.clone()).unwrap();
     let before = snapshot(&engine);
     // Leave less room than the update needs.

@@ -8,11 +8,11 @@ use berth_engine::{progress, Cancel, ImageRef};
 use berth_testkit::bus::{as_user, users};
 use berth_testkit::proxy::{Fault, Proxy};
 use berth_testkit::{demo, image};
-use common::service::Service;
+use common::service::{berth_call, wait_for_bytes, Service};
 use common::Env;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every file and directory under `dir` with group or other access, as "mode path" lines.
 fn open_to_others(dir: &Path) -> Vec<String> {
@@ -31,20 +31,6 @@ fn open_to_others(dir: &Path) -> Vec<String> {
     out
 }
 
-async fn wait_for_bytes(svc: &Service, path: &str) {
-    let t = svc.transaction(path).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while t.bytes_done().await.unwrap() == 0 {
-        assert!(Instant::now() < deadline, "no bytes in 60 s: {}", svc.log());
-        assert!(
-            !t.is_finished().await.unwrap(),
-            "{:?}",
-            t.error_message().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Item 5: a cancelled download leaves nothing another user can read, and a user cannot hold
 /// the cache lock to freeze updates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +39,7 @@ async fn the_blob_cache_is_root_only_and_its_lock_out_of_users_reach() {
     let big = svc.push_big();
     let m = svc.manager().await;
     let path = m.switch(&big, options([])).await.unwrap();
-    wait_for_bytes(&svc, path.as_str()).await;
+    wait_for_bytes(&svc.transaction(path.as_str()).await).await;
     svc.transaction(path.as_str()).await.cancel().await.unwrap();
     let done = svc.finish(path.as_str()).await;
     assert_eq!(
@@ -94,14 +80,7 @@ async fn the_blob_cache_is_root_only_and_its_lock_out_of_users_reach() {
 
 /// `berth-call` as `user`: one Manager call, printing `OK ...` or `ERR <name> <message>`.
 fn call_as(svc: &Service, user: &str, method: &str, arg: &str) -> String {
-    let bin = common::service::berthd_bin().with_file_name("berth-call");
-    let out = as_user(user, bin.to_str().unwrap())
-        .args(["--wait", method, arg])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    berth_call(svc, Some(user), false, method, arg)
 }
 
 /// `busctl call` on berthd's bus as `user`, without interactive authorization.
@@ -129,7 +108,7 @@ async fn cancelling_someone_elses_work_needs_an_administrator() {
     svc.push_big();
     retag(&svc, "big", "2");
     let path = m.update(options([])).await.unwrap();
-    wait_for_bytes(&svc, path.as_str()).await;
+    wait_for_bytes(&svc.transaction(path.as_str()).await).await;
     for user in [users::GRANTED, users::PLAIN] {
         let out = busctl_as(
             &svc,
@@ -330,10 +309,7 @@ async fn an_older_image_is_staged_only_with_an_administrators_approval() {
         routine.ends_with("org.berth.Berth1.Error.Downgrade"),
         "{routine}"
     );
-    m.configure(options([("automatic-updates", "apply".into())]))
-        .await
-        .unwrap();
-    let automatic = update_with(&svc, options([("automatic", true.into())])).await;
+    let automatic = svc.automatic_apply().await;
     assert_eq!(
         automatic.error_name, "org.berth.Berth1.Error.Downgrade",
         "{automatic:?}"
@@ -476,10 +452,7 @@ async fn a_layout_a_user_can_write_needs_an_administrator() {
         "{routine}"
     );
     // Nobody approves for the timer.
-    m.configure(options([("automatic-updates", "apply".into())]))
-        .await
-        .unwrap();
-    let automatic = update_with(&svc, options([("automatic", true.into())])).await;
+    let automatic = svc.automatic_apply().await;
     assert_eq!(
         automatic.error_name, "org.berth.Berth1.Error.NotTrusted",
         "{automatic:?}"
@@ -762,23 +735,6 @@ async fn only_allow_listed_extended_attributes_are_deployed() {
     env.fsck();
 }
 
-/// A tmpfs of `mib` MiB at `dir`, private to the tests' mount namespace.
-fn small_fs(dir: &Path, mib: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    let st = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={mib}m,mode=0755"),
-            "berth-small",
-        ])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 fn available(p: &Path) -> u64 {
     berth_engine::space::available(p).unwrap()
 }
@@ -789,22 +745,9 @@ fn available(p: &Path) -> u64 {
 async fn an_update_that_cannot_be_deployed_downloads_nothing() {
     let env = Env::new("hardening-space");
     let root = env.dir.join("small");
-    small_fs(&root, 256);
+    common::small_fs(&root, 256);
     let sysroot = root.join("sysroot");
-    let opts = berth_engine::InstallOptions {
-        stateroot: "demo".into(),
-        kargs: vec!["rw".into()],
-    };
-    berth_engine::install(
-        &sysroot,
-        &env.image("1"),
-        &opts,
-        env.config.clone(),
-        progress::silent(),
-        &Cancel::new(),
-    )
-    .await
-    .unwrap();
+    env.install_at(&sysroot, &env.image("1")).await.unwrap();
     let proxy = Proxy::start(&env.registry.addr, Fault::Throttle(1 << 30)).unwrap();
     let mut big = demo::version(2);
     big.layers.push(image::Layer::new(vec![image::file(
@@ -851,7 +794,7 @@ async fn an_update_that_cannot_be_deployed_downloads_nothing() {
 async fn an_install_too_big_for_its_filesystem_stops_short_of_filling_it() {
     let env = Env::new("hardening-install-space");
     let root = env.dir.join("small");
-    small_fs(&root, 100);
+    common::small_fs(&root, 100);
     let mut zeros = demo::version(2);
     zeros.layers.push(image::Layer::new(vec![image::file(
         "usr/share/zeros",
@@ -859,20 +802,10 @@ async fn an_install_too_big_for_its_filesystem_stops_short_of_filling_it() {
     )]));
     image::write_layout(&env.layout, &[("zeros", &zeros)]).unwrap();
     let image = ImageRef::parse(&format!("oci:{}:zeros", env.layout.display())).unwrap();
-    let opts = berth_engine::InstallOptions {
-        stateroot: "demo".into(),
-        kargs: vec!["rw".into()],
-    };
-    let err = berth_engine::install(
-        &root.join("sysroot"),
-        &image,
-        &opts,
-        env.config.clone(),
-        progress::silent(),
-        &Cancel::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .install_at(&root.join("sysroot"), &image)
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "NoSpace", "{err}");
     assert!(err.to_string().contains("berth cleanup"), "{err}");
     let left = available(&root);

@@ -92,12 +92,18 @@ impl Env {
     }
 
     pub async fn install(&self, image: &ImageRef) -> Engine {
+        self.install_at(&self.sysroot(), image).await.unwrap();
+        Engine::open(&self.sysroot(), self.config.clone()).unwrap()
+    }
+
+    /// Installs `image` as the first deployment of a sysroot at `sysroot`.
+    pub async fn install_at(&self, sysroot: &Path, image: &ImageRef) -> berth_engine::Result<()> {
         let opts = InstallOptions {
             stateroot: "demo".into(),
             kargs: vec!["root=/dev/vda".into(), "rw".into()],
         };
         berth_engine::install(
-            &self.sysroot(),
+            sysroot,
             image,
             &opts,
             self.config.clone(),
@@ -105,8 +111,6 @@ impl Env {
             &Cancel::new(),
         )
         .await
-        .unwrap();
-        Engine::open(&self.sysroot(), self.config.clone()).unwrap()
     }
 
     /// The checked-out tree of the deployment with `index`.
@@ -206,4 +210,21 @@ pub fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
     let len =
         unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+/// Mounts a tmpfs of `mib` MiB at `dir` (in the tests' private mount namespace).
+pub fn small_fs(dir: &Path, mib: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0755"),
+            "berth-small",
+        ])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
 }

@@ -204,3 +204,62 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `berth-call` as `user` (root when None): one Manager call, waiting for its transaction;
+/// prints `OK [PATH [OUTCOME]]` or `ERR <D-Bus error name> <message>`.
+pub fn berth_call(
+    svc: &Service,
+    user: Option<&str>,
+    interactive: bool,
+    method: &str,
+    arg: &str,
+) -> String {
+    let bin = berthd_bin().with_file_name("berth-call");
+    let bin = bin.to_str().unwrap();
+    let mut cmd = match user {
+        Some(u) => berth_testkit::bus::as_user(u, bin),
+        None => std::process::Command::new(bin),
+    };
+    if interactive {
+        cmd.arg("--interactive");
+    }
+    let out = cmd
+        .args(["--wait", method, arg])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits (up to a minute) until a transaction has downloaded its first bytes.
+pub async fn wait_for_bytes(t: &TransactionProxy<'_>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while t.bytes_done().await.unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bytes downloaded in 60 s"
+        );
+        assert!(
+            !t.is_finished().await.unwrap(),
+            "{:?}",
+            t.error_message().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Service {
+    /// Sets the automatic-update policy to apply and runs the timer's update, as root.
+    pub async fn automatic_apply(&self) -> Finished {
+        let m = self.manager().await;
+        m.configure(berth_dbus::options([("automatic-updates", "apply".into())]))
+            .await
+            .unwrap();
+        let path = m
+            .update(berth_dbus::options([("automatic", true.into())]))
+            .await
+            .unwrap();
+        self.finish(path.as_str()).await
+    }
+}

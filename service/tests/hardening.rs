@@ -844,10 +844,25 @@ async fn objects_of_an_unverified_layer_never_reach_the_repository() {
         Vec::<String>::new(),
         "setuid objects of an unverified layer"
     );
-    let staging = find_files(&repo.join("tmp"), |_| true);
-    assert!(
-        staging.iter().all(|p| !p.contains("berth-layer-")),
-        "staging left behind: {staging:?}"
+    // The other layers' imports may still be finishing in the background; each removes (or
+    // publishes) its staging when it ends.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let staging = find_files(&repo.join("tmp"), |_| true);
+        if staging.iter().all(|p| !p.contains("berth-layer-")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "staging left behind: {staging:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let setuid = find_files(&repo.join("objects"), |m| m & 0o4000 != 0);
+    assert_eq!(
+        setuid,
+        Vec::<String>::new(),
+        "setuid objects of an unverified layer"
     );
     // v2's own layer (verified) may have arrived; the bad one added nothing.
     assert!(count_files(&repo.join("objects")) >= objects_before);

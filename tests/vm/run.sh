@@ -145,8 +145,8 @@ check "alice, active at the console, downloads an update without a password" "$W
 check "alice, active at the console, needs an administrator to roll back" "$W/3-on-v1.log" 'RESULT alice-active-rollback-rc=8'
 
 say "3b: berth reboot does not override logind: another user's session, a block inhibitor"
-check "reboot refused while alice is logged in" "$W/3-on-v1.log" 'RESULT reboot-with-session-rc=7 .*RebootBlocked.*alice logged in'
-check "reboot refused under a block inhibitor" "$W/3-on-v1.log" 'RESULT reboot-inhibited-rc=7 .*RebootBlocked.*berth-vm-test \(a backup is running\)'
+check "reboot refused while alice is logged in" "$W/3-on-v1.log" 'RESULT reboot-with-session-rc=7 .*alice logged in on tty2.*Error\.RebootBlocked'
+check "reboot refused under a block inhibitor" "$W/3-on-v1.log" 'RESULT reboot-inhibited-rc=7 .*berth-vm-test \(a backup is running\).*Error\.RebootBlocked'
 
 say "4: factory reset; reboot; local /etc and /var state gone"
 vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf 2>/dev/null || echo absent)"

@@ -101,6 +101,15 @@ impl BlobCache {
         retries: u32,
         growing: &Growing,
     ) -> Result<PathBuf> {
+        // When another layer fails, the pull drops this download half-way; the import that
+        // follows it must then fail too, not wait for ever.
+        struct AbandonUnlessFinished<'a>(&'a Growing);
+        impl Drop for AbandonUnlessFinished<'_> {
+            fn drop(&mut self) {
+                self.0.abandon();
+            }
+        }
+        let _abandon = AbandonUnlessFinished(growing);
         let result = self
             .fetch_retrying(source, desc, tracker, cancel, retries, growing)
             .await;

@@ -297,13 +297,26 @@ impl Engine {
             .await
     }
 
-    /// Whether a deployment of the image with `created` would go back in time.
+    /// Whether a deployment of the image with `created` would go back in time. An image
+    /// without a readable created time cannot show it is not older than a booted one that has
+    /// one: it counts as going back. (Equal times do not: reproducible builds share one.)
     pub fn is_downgrade(&self, created: Option<&str>) -> Result<bool> {
-        let booted = self.known_digests()?.into_iter().next();
-        Ok(matches!(
-            (created.and_then(parse_time), booted.and_then(|b| b.3).as_deref().and_then(parse_time)),
-            (Some(new), Some(old)) if new < old
-        ))
+        let sysroot = self.open_sysroot()?;
+        let Some(booted) = deps::booted(&sysroot) else {
+            return Ok(false);
+        };
+        let md = import::commit_metadata(&sysroot.repo(), &booted.csum())?;
+        let booted_created = import::meta_str(&md, "berth.created");
+        Ok(
+            match (
+                created.and_then(parse_time),
+                booted_created.as_deref().and_then(parse_time),
+            ) {
+                (Some(new), Some(old)) => new < old,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            },
+        )
     }
 
     fn refuse_downgrade(&self, version: Option<&str>, created: Option<&str>) -> Result<()> {

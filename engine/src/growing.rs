@@ -67,6 +67,16 @@ impl Growing {
         });
     }
 
+    /// The download was dropped before it ended (its pull failed elsewhere): a reader must
+    /// not wait for bytes that will never come. No effect once the download has finished.
+    pub fn abandon(&self) {
+        self.update(|s| {
+            if s.outcome.is_none() {
+                s.outcome = Some(false);
+            }
+        });
+    }
+
     pub fn was_restarted(&self) -> bool {
         self.state
             .lock()

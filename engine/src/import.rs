@@ -205,6 +205,8 @@ impl<'r> TreeBuilder<'r> {
         );
         let perms = header.mode().unwrap_or(0o644) & 0o7777;
         let kind = header.entry_type();
+        self.space
+            .about_to_write(if kind.is_file() { entry.size() } else { 0 })?;
         let xattrs = pax_xattrs(entry)?;
         let meta = |ftype: u32| Meta {
             uid,
@@ -238,7 +240,6 @@ impl<'r> TreeBuilder<'r> {
             }
             _ => {
                 let size = entry.size();
-                self.space.about_to_write(size)?;
                 let csum = self.objects.regular(&meta(libc::S_IFREG), size, entry)?;
                 self.files.insert(path.to_string(), csum.clone());
                 csum

@@ -57,6 +57,9 @@ pub fn image_kargs(repo: &ostree::Repo, commit: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A kernel-arguments file is a few lines; an image's larger one is refused, not buffered.
+const MAX_KARGS_FILE: u64 = 64 << 10;
+
 /// A regular file of a commit, read through the repository. (GIO's `load_contents` asks the
 /// stream of a repository file for file info it cannot give, and GLib prints an assertion
 /// failure into the journal for every file read.)
@@ -72,8 +75,15 @@ fn read_repo_file(repo: &ostree::Repo, file: &gio::File) -> Result<Vec<u8>, ostr
     if let Some(stream) = stream {
         stream
             .into_read()
+            .take(MAX_KARGS_FILE + 1)
             .read_to_end(&mut out)
             .map_err(|e| ostree::glib::Error::new(gio::IOErrorEnum::Failed, &e.to_string()))?;
+    }
+    if out.len() as u64 > MAX_KARGS_FILE {
+        return Err(ostree::glib::Error::new(
+            gio::IOErrorEnum::Failed,
+            &format!("larger than {MAX_KARGS_FILE} bytes"),
+        ));
     }
     Ok(out)
 }

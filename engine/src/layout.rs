@@ -4,9 +4,13 @@
 //! hang the reader, a device never ends), and is read no further than its declared size.
 //! Whether a user other than root could have changed the layout is judged as sudo and systemd
 //! judge paths: every directory from `/` down and every file read must be owned by root and not
-//! writable by group or others (root-owned sticky directories such as `/tmp` aside). Such a
+//! writable by group or others (root-owned sticky directories such as `/tmp` aside), and the
+//! layout must not live on a filesystem mounted `nosuid` (removable media a user mounts through
+//! udisks are, and their files' owners are whatever whoever made the stick chose). Such a
 //! layout is followed by routine updates; one that fails the test only when an administrator
-//! chose it (`LayoutTrust::AnyOwner`).
+//! chose it (`LayoutTrust::AnyOwner`). The directories are opened one at a time from `/`
+//! without following links, and judged on what was opened, so nothing can be swapped between
+//! the judgement and the read.
 
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor};
@@ -56,13 +60,23 @@ pub fn untrusted_reason(path: &Path) -> Option<String> {
             chain.push(walked.clone());
         }
     }
-    chain.iter().find_map(|p| match std::fs::metadata(p) {
-        Ok(m) => {
-            owner_problem(m.uid(), m.mode(), m.is_dir()).map(|why| format!("{} {why}", p.display()))
-        }
-        Err(e) => Some(format!("{}: {e}", p.display())),
-    })
+    chain
+        .iter()
+        .find_map(|p| match std::fs::metadata(p) {
+            Ok(m) => owner_problem(m.uid(), m.mode(), m.is_dir())
+                .map(|why| format!("{} {why}", p.display())),
+            Err(e) => Some(format!("{}: {e}", p.display())),
+        })
+        .or_else(|| match rustix::fs::statvfs(&canonical) {
+            Ok(st) if st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOSUID) => {
+                Some(format!("{} {REMOVABLE}", canonical.display()))
+            }
+            Ok(_) => None,
+            Err(e) => Some(format!("{}: {e}", canonical.display())),
+        })
 }
+
+const REMOVABLE: &str = "is on a filesystem mounted nosuid, as removable media a user mounts are";
 
 /// Why a file or directory with this owner and mode is not root's alone.
 fn owner_problem(uid: u32, mode: u32, is_dir: bool) -> Option<String> {
@@ -98,25 +112,46 @@ impl LayoutSource {
         Error::NotTrusted(format!("OCI layout {}: {rel} {why}", self.path.display()))
     }
 
-    /// Opens the layout directory itself, after checking the path to it when it must be root's.
+    /// Opens the layout directory itself: from `/`, one directory at a time without following
+    /// links, judging each opened directory when the layout must be root's.
     fn open_root(&self) -> Result<OwnedFd> {
-        if self.trust == LayoutTrust::RootOnly {
-            if let Some(why) = untrusted_reason(&self.path) {
-                return Err(Error::NotTrusted(format!(
-                    "OCI layout {}: {why}; a user other than root could change the image, so \
-                     only an administrator can choose it (berth switch)",
-                    self.path.display()
-                )));
-            }
-        }
         let canonical = std::fs::canonicalize(&self.path)
             .map_err(|_| self.not_found("the layout directory"))?;
-        rustix::fs::open(
-            &canonical,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.refused(".", e))
+        let untrusted = |why: String| {
+            Error::NotTrusted(format!(
+                "OCI layout {}: {why}; a user other than root could change the image, so only \
+                 an administrator can choose it (berth switch)",
+                self.path.display()
+            ))
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut dir =
+            rustix::fs::open("/", flags, Mode::empty()).map_err(|e| self.refused("/", e))?;
+        let mut walked = PathBuf::from("/");
+        let mut names = canonical.components().filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        });
+        loop {
+            if self.trust == LayoutTrust::RootOnly {
+                let st = rustix::fs::fstat(&dir).map_err(|e| self.refused(".", e))?;
+                if let Some(why) = owner_problem(st.st_uid, st.st_mode, true) {
+                    return Err(untrusted(format!("{} {why}", walked.display())));
+                }
+            }
+            let Some(name) = names.next() else { break };
+            walked.push(&name);
+            // A link here means the path changed since it was resolved: refuse.
+            dir = rustix::fs::openat(&dir, name.as_os_str(), flags, Mode::empty())
+                .map_err(|e| self.refused(&walked.display().to_string(), e))?;
+        }
+        if self.trust == LayoutTrust::RootOnly {
+            let st = rustix::fs::fstatvfs(&dir).map_err(|e| self.refused(".", e))?;
+            if st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOSUID) {
+                return Err(untrusted(format!("{} {REMOVABLE}", canonical.display())));
+            }
+        }
+        Ok(dir)
     }
 
     /// Opens `rel` (components separated by `/`) inside the layout, one component at a time

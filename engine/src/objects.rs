@@ -107,8 +107,9 @@ pub struct ObjectWriter {
     buf: Vec<u8>,
 }
 
-/// Staging directories are named `berth-layer-PID-N`; one left by a process that died is
-/// removed by the next import (one process imports at a time: the blob cache's lock).
+/// Staging directories are named `berth-layer-PID-N` and locked (`flock`) by their writer for
+/// its whole life; one nobody holds was left by a writer that died (a kill, a power cut) and is
+/// removed by the next import.
 const STAGING_PREFIX: &str = "berth-layer-";
 
 static TMP_SERIAL: AtomicU64 = AtomicU64::new(0);
@@ -130,10 +131,13 @@ impl ObjectWriter {
         // The mode must not depend on the umask.
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io(format!("chmod {}", staging.display()), e))?;
+        let staging_dir = open_dir(&staging)?;
+        rustix::fs::flock(&staging_dir, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(format!("lock {}", staging.display()), e.into()))?;
         Ok(ObjectWriter {
             tmp_dir: open_dir(&tmp)?,
             objects_dir: open_dir(&objects)?,
-            staging_dir: open_dir(&staging)?,
+            staging_dir,
             staging,
             staged: Vec::new(),
             published: false,
@@ -353,15 +357,21 @@ impl Drop for ObjectWriter {
     }
 }
 
-/// Removes staging directories that a process which died (a kill, a power cut) left behind.
+/// Removes staging directories whose writer died (a kill, a power cut): those nobody locks.
 fn remove_stale_staging(tmp: &Path) {
-    let ours = format!("{STAGING_PREFIX}{}-", std::process::id());
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(STAGING_PREFIX) && !name.starts_with(&ours) {
+        if !e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let Ok(dir) = File::open(e.path()) else {
+            continue;
+        };
+        let free =
+            rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+        if free {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

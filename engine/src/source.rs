@@ -134,6 +134,9 @@ fn verify(what: &str, expected: &str, bytes: &[u8]) -> Result<()> {
 /// instead of buffering them.
 pub const MAX_SMALL_BLOB: u64 = 4 << 20;
 
+/// How long one manifest may take to arrive, whole.
+const MANIFEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct RegistrySource {
     client: oci_client::Client,
     /// For manifests, whose size oci-client does not cap.
@@ -216,6 +219,16 @@ impl RegistrySource {
     /// A manifest, read no further than [`MAX_SMALL_BLOB`] bytes (oci-client would read any
     /// body whole). Authentication is oci-client's: it returns the bearer token to send.
     async fn manifest(&self, digest: Option<&str>) -> Result<(String, Vec<u8>)> {
+        // A registry that trickles bytes must not hold the one transaction slot for ever.
+        tokio::time::timeout(MANIFEST_TIMEOUT, self.manifest_capped(digest))
+            .await
+            .map_err(|_| Error::Network {
+                registry: self.reference.registry.clone(),
+                detail: format!("no whole manifest within {MANIFEST_TIMEOUT:?}"),
+            })?
+    }
+
+    async fn manifest_capped(&self, digest: Option<&str>) -> Result<(String, Vec<u8>)> {
         let reference = self.oci_ref(digest);
         let registry = &self.reference.registry;
         let token = self
@@ -277,7 +290,11 @@ impl RegistrySource {
         }
         let digest = match (reference.digest(), claimed) {
             (Some(pinned), _) => pinned.to_string(),
-            (None, Some(claimed)) => claimed,
+            (None, Some(claimed)) => {
+                crate::imgref::validate_digest(&claimed)
+                    .map_err(|e| Error::BadManifest(outside(&e)))?;
+                claimed
+            }
             (None, None) => oci::sha256_digest(&body),
         };
         // The digest asked for, or the one the registry claims, must be that of what it sent.

@@ -63,8 +63,15 @@ pub struct Watchdog {
     written_since_check: u64,
 }
 
-/// How often the watchdog looks: after this many bytes written.
-const CHECK_EVERY: u64 = 4 << 20;
+/// How often the watchdog looks: after this many bytes written. Layers import side by side
+/// (up to `download-concurrency`, default 3), each with its own watchdog, so between two looks
+/// at most a few MiB, less than the reserve, are written.
+const CHECK_EVERY: u64 = 1 << 20;
+/// What one entry costs the filesystem at least: a block for its inode and name, and its data
+/// rounded up to whole blocks.
+const BLOCK: u64 = 4096;
+/// Inodes kept free besides the reserve's bytes.
+const RESERVE_INODES: u64 = 1024;
 
 impl Watchdog {
     pub fn new(path: &Path) -> Watchdog {
@@ -74,18 +81,30 @@ impl Watchdog {
         }
     }
 
-    /// Counts `bytes` about to be written: after every few MiB, and before any large write,
-    /// checks that they fit with the reserve to spare. Between checks at most
-    /// `CHECK_EVERY` (less than the reserve) is written, so the filesystem never fills up.
+    /// Counts an entry of `bytes` about to be written (any entry: a directory or a link takes
+    /// room too): after every MiB, and before any large file, checks that it fits with the
+    /// reserve (bytes and inodes) to spare.
     pub fn about_to_write(&mut self, bytes: u64) -> Result<()> {
-        self.written_since_check = self.written_since_check.saturating_add(bytes);
+        let cost = bytes
+            .div_ceil(BLOCK)
+            .saturating_add(1)
+            .saturating_mul(BLOCK);
+        self.written_since_check = self.written_since_check.saturating_add(cost);
         if self.written_since_check < CHECK_EVERY {
             return Ok(());
         }
         self.written_since_check = 0;
-        let avail = available(&self.path)?;
-        let needed = bytes.saturating_add(RESERVE);
-        if avail < needed {
+        let st = rustix::fs::statvfs(&self.path).map_err(|e| {
+            Error::io(
+                format!("statvfs {}", self.path.display()),
+                std::io::Error::from(e),
+            )
+        })?;
+        let avail = st.f_bavail.saturating_mul(st.f_frsize);
+        let needed = cost.saturating_add(RESERVE);
+        // Filesystems without inode accounting (tmpfs with nr_inodes=0) report none at all.
+        let out_of_inodes = st.f_files > 0 && st.f_favail < RESERVE_INODES;
+        if avail < needed || out_of_inodes {
             return Err(Error::NoSpace {
                 path: self.path.clone(),
                 needed,

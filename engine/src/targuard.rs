@@ -3,7 +3,10 @@
 //! hostile header could claim gigabytes. This reader passes the stream through unchanged
 //! while following the archive's structure (header, data padded to 512 bytes, GNU sparse
 //! extension blocks, a PAX `size` overriding the next entry's) and fails, before the tar
-//! reader buffers anything, on an extension header larger than the cap.
+//! reader buffers anything, on an extension header larger than the cap. It reads every
+//! header with the `tar` crate's own parsers (size field, PAX `size` record), so the two can
+//! never disagree about where the next header starts; a field the crate cannot parse fails
+//! here first.
 
 use std::io::{self, Read};
 
@@ -100,18 +103,23 @@ impl<R: Read> HeaderGuard<R> {
     }
 
     fn after_header(&mut self) -> io::Result<Expect> {
-        let h = &self.block;
-        if h.iter().all(|&b| b == 0) {
+        if self.block.iter().all(|&b| b == 0) {
             return Ok(Expect::End);
         }
-        let kind = h[156] as char;
-        let size = parse_size(&h[124..136]);
-        let extension = matches!(kind, 'L' | 'K' | 'x' | 'g' | 'X');
+        let header = tar::Header::from_byte_slice(&self.block);
+        let size = header
+            .entry_size()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let t = header.entry_type();
+        let extension = t.is_gnu_longname()
+            || t.is_gnu_longlink()
+            || t.is_pax_local_extensions()
+            || t.is_pax_global_extensions();
         if extension && size > self.cap {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 HeaderTooLarge {
-                    kind,
+                    kind: self.block[156] as char,
                     size,
                     cap: self.cap,
                 },
@@ -122,8 +130,8 @@ impl<R: Read> HeaderGuard<R> {
         } else {
             self.next_size.take().unwrap_or(size)
         };
-        let pax = (kind == 'x' || kind == 'X').then(Vec::new);
-        if kind == 'S' && h[482] != 0 {
+        let pax = t.is_pax_local_extensions().then(Vec::new);
+        if t.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended()) {
             // GNU sparse: extension blocks follow the header, then the data.
             self.next_size = Some(data);
             return Ok(Expect::Block { sparse_ext: true });
@@ -162,42 +170,17 @@ fn padded(size: u64) -> u64 {
     size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }
 
-/// A tar numeric field: octal digits, or GNU's base-256 when the top bit is set.
-fn parse_size(field: &[u8]) -> u64 {
-    if field[0] & 0x80 != 0 {
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            v = v.saturating_mul(256).saturating_add(u64::from(b));
-        }
-        return v;
-    }
-    let digits = field
-        .iter()
-        .skip_while(|b| **b == b' ')
-        .take_while(|b| (b'0'..=b'7').contains(b));
-    digits.fold(0u64, |v, b| {
-        v.saturating_mul(8).saturating_add(u64::from(b - b'0'))
-    })
-}
-
-/// The `size` record of a PAX header (`"%d size=%d\n"` records), if any.
+/// The `size` of a PAX header, found exactly as the `tar` crate finds it: the first `size`
+/// record; nothing if a record before it is malformed.
 fn pax_size(pax: &[u8]) -> Option<u64> {
-    let mut rest = pax;
-    let mut found = None;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
-        if len <= space || len > rest.len() {
-            return found;
+    for record in tar::PaxExtensions::new(pax) {
+        let record = record.ok()?;
+        if record.key() != Ok("size") {
+            continue;
         }
-        let record = &rest[space + 1..len];
-        if let Some(v) = record.strip_prefix(b"size=") {
-            let v = v.strip_suffix(b"\n").unwrap_or(v);
-            found = std::str::from_utf8(v).ok()?.parse().ok();
-        }
-        rest = &rest[len..];
+        return record.value().ok()?.parse().ok();
     }
-    found
+    None
 }
 
 #[cfg(test)]
@@ -266,6 +249,38 @@ mod tests {
             names_through_guard(&bytes, 1 << 20).unwrap(),
             vec!["big".to_string(), "after".into()]
         );
+    }
+
+    #[test]
+    fn size_fields_read_as_the_tar_crate_reads_them() {
+        // "+" and spaces around octal digits, and base-256 with junk in its high bytes: each
+        // once made the guard and the tar reader disagree on where the next header was.
+        for field in [
+            &b"+0000001000\0"[..],
+            b" 00000001000",
+            b"\x80\x01\x02\x03\0\0\0\0\0\0\x02\0",
+        ] {
+            let mut file = tar::Header::new_gnu();
+            file.set_path("f").unwrap();
+            file.as_mut_bytes()[124..136].copy_from_slice(field);
+            file.set_cksum();
+            let size = file.entry_size().unwrap();
+            let mut bytes = file.as_bytes().to_vec();
+            bytes.extend(std::iter::repeat_n(0u8, padded(size) as usize));
+            let mut long = tar::Header::new_gnu();
+            long.set_entry_type(tar::EntryType::GNULongName);
+            long.set_size(8 << 30);
+            long.set_cksum();
+            bytes.extend_from_slice(long.as_bytes());
+            bytes.extend(std::iter::repeat_n(b'a', 4096));
+            let err = names_through_guard(&bytes, 1 << 20).unwrap_err();
+            assert!(
+                err.get_ref()
+                    .and_then(|e| e.downcast_ref::<HeaderTooLarge>())
+                    .is_some(),
+                "{field:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -9,9 +9,13 @@ pub const MAX_OUTSIDE_CHARS: usize = 400;
 /// `s` with every control or bidi-override character escaped (`\u{1b}`), at most
 /// [`MAX_OUTSIDE_CHARS`] characters of it.
 pub fn outside(s: &str) -> String {
+    escape(s, MAX_OUTSIDE_CHARS)
+}
+
+fn escape(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
-        if n == MAX_OUTSIDE_CHARS {
+        if n == max {
             out.push_str("...");
             break;
         }
@@ -22,6 +26,12 @@ pub fn outside(s: &str) -> String {
         }
     }
     out
+}
+
+/// [`outside`] for a whole error message, which may quote several outside texts: the same
+/// escaping, a longer cap.
+pub fn outside_long(s: &str) -> String {
+    escape(s, 4 * MAX_OUTSIDE_CHARS)
 }
 
 fn is_bidi_control(c: char) -> bool {

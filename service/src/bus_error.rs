@@ -60,8 +60,9 @@ impl BusError {
 
 impl From<berth_engine::Error> for BusError {
     fn from(e: berth_engine::Error) -> Self {
-        // `{:#}`-style chain: thiserror's Display already carries the context.
-        Self::berth(e.name(), e.to_string())
+        // `{:#}`-style chain: thiserror's Display already carries the context. It can quote
+        // a layer's paths or the tar reader's words: made inert like all outside text.
+        Self::berth(e.name(), berth_engine::text::outside_long(&e.to_string()))
     }
 }
 

@@ -130,7 +130,8 @@ fn main() {
             .downcast_ref::<berth_engine::Error>()
             .map(|e| e.name())
             .unwrap_or("Failed");
-        eprintln!("error (org.berth.Berth1.Error.{name}): {e:#}");
+        let message = berth_engine::text::outside_long(&format!("{e:#}"));
+        eprintln!("error (org.berth.Berth1.Error.{name}): {message}");
         std::process::exit(exit_code(name));
     }
 }

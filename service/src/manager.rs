@@ -130,8 +130,13 @@ impl ManagerObject {
             if caller.uid == 0 {
                 opts.approved = Approval::ADMIN;
             } else if plan.needs_admin() {
+                // Only what the plan needs, and the prompt says what that is.
                 actions.push(Action::Switch);
-                opts.approved = Approval::ADMIN;
+                opts.approved = Approval {
+                    downgrade: plan.cached_downgrade,
+                    any_layout_owner: plan.untrusted_layout.is_some(),
+                };
+                details = details.with("beyond-routine", plan.why_admin());
             }
         }
         let key = format!("update {opts:?} reboot={reboot}");
@@ -491,6 +496,20 @@ struct UpdatePlan {
 impl UpdatePlan {
     fn needs_admin(&self) -> bool {
         self.untrusted_layout.is_some() || self.cached_downgrade
+    }
+
+    /// What makes this update more than routine, in words for the prompt and the log.
+    fn why_admin(&self) -> String {
+        let mut why = Vec::new();
+        if let Some(reason) = &self.untrusted_layout {
+            why.push(format!(
+                "the layout it follows may be changed by others ({reason})"
+            ));
+        }
+        if self.cached_downgrade {
+            why.push("the downloaded update is older than the running system".to_string());
+        }
+        why.join("; ")
     }
 }
 

@@ -109,15 +109,20 @@ async fn other_sessions(
         if uid == requester {
             continue;
         }
+        let user = berth_engine::text::outside(&user);
         let Ok(s) = Login1SessionProxy::builder(conn).path(path)?.build().await else {
+            // Not knowing who is there is no licence to cut them off.
+            out.push(format!("{user} in session {id}"));
             continue;
         };
-        // Greeters and lock screens are not people at work; a closing session is leaving.
+        // Greeters, lock screens and background sessions are not people at work; a closing
+        // session is leaving.
         let (class, state) = (
             s.class().await.unwrap_or_default(),
             s.state().await.unwrap_or_default(),
         );
-        if class != "user" || state == "closing" {
+        let not_a_person = matches!(class.as_str(), "greeter" | "lock-screen" | "background");
+        if not_a_person || state == "closing" {
             continue;
         }
         let place = match (
@@ -128,10 +133,7 @@ async fn other_sessions(
             (false, tty) if !tty.is_empty() => format!("on {tty}"),
             _ => format!("in session {id}"),
         };
-        out.push(format!(
-            "{} logged in {place}",
-            berth_engine::text::outside(&user)
-        ));
+        out.push(format!("{user} logged in {place}"));
     }
     Ok(out)
 }

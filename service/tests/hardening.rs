@@ -889,3 +889,61 @@ fn find_files(dir: &Path, keep: fn(u32) -> bool) -> Vec<String> {
     }
     out
 }
+
+/// A layer that fails while another is still downloading ends the pull; the other layer's
+/// import, which follows its download, must end too instead of waiting for bytes that will
+/// never come (a thread blocked for ever, and a berthd that could not shut down).
+#[test]
+fn a_failed_layer_leaves_no_import_waiting_for_ever() {
+    // A runtime of its own, shut down without waiting: a stuck import fails this test instead
+    // of hanging it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(failed_layer_scenario());
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn failed_layer_scenario() {
+    let env = Env::new("hardening-abandon");
+    let engine = env.install(&env.image("1")).await;
+    let slow = Proxy::start(
+        &env.registry.addr,
+        Fault::Throttle(common::service::SLOW_RATE),
+    )
+    .unwrap();
+    let mut img = demo::version(2);
+    img.layers.push(image::Layer::new(vec![image::file(
+        "usr/share/big.bin",
+        image::noise(5, 24 << 20),
+    )]));
+    img.layers
+        .push(image::Layer::new(vec![image::file("usr/share/bad", "x")]));
+    img.bad_diff_id = true;
+    image::write_layout(&env.layout, &[("abandon", &img)]).unwrap();
+    env.registry
+        .push(&env.layout, "abandon", "berth/demo")
+        .unwrap();
+    let config = berth_engine::Config {
+        insecure_registries: vec![slow.addr.clone()],
+        ..Default::default()
+    };
+    let engine2 = berth_engine::Engine::open(&env.sysroot(), config).unwrap();
+    let image = ImageRef::parse(&format!("{}/berth/demo:abandon", slow.addr)).unwrap();
+    let err = engine2
+        .switch(&image, progress::silent(), &Cancel::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "DigestMismatch", "{err}");
+    let repo = env.sysroot().join("ostree/repo");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while find_files(&repo.join("tmp"), |_| true)
+        .iter()
+        .any(|p| p.contains("berth-layer-"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an import is still waiting for its abandoned download"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(engine.status().unwrap().status.staged.is_none());
+}

@@ -60,9 +60,21 @@ struct Transaction<'a> {
 
 impl<'a> Transaction<'a> {
     fn begin(repo: &'a ostree::Repo) -> Result<Self> {
-        repo.prepare_transaction(gio::Cancellable::NONE)
-            .ctx(|| "prepare ostree transaction".into())?;
-        Ok(Transaction { repo, done: false })
+        // Layers import side by side, each in a transaction of its own. libostree 2022.7
+        // looks through tmp/ for a staging directory to reuse, and fails with NotFound when
+        // another transaction removes its own between the listing and the open: a race,
+        // not a fault, and nothing was written yet. Try again.
+        let mut attempt = 0;
+        loop {
+            match repo.prepare_transaction(gio::Cancellable::NONE) {
+                Ok(_) => return Ok(Transaction { repo, done: false }),
+                Err(e) if e.matches(gio::IOErrorEnum::NotFound) && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!("a staging directory vanished while ostree chose one: {e}");
+                }
+                Err(e) => return Err(Error::ostree("prepare ostree transaction", e)),
+            }
+        }
     }
     fn commit(mut self) -> Result<()> {
         self.done = true;

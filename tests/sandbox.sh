@@ -17,7 +17,7 @@ berth_sandbox_setup() {
   hash=$(openssl passwd -6 berth-admin-pw)
   cp /etc/passwd /etc/group /etc/shadow "$dir/etc/"
   local uid=64101
-  for user in berth-user berth-granted berth-admin; do
+  for user in berth-user berth-granted berth-admin berth-desktop; do
     if ! grep -q "^$user:" "$dir/etc/passwd"; then
       echo "$user:x:$uid:$uid:Berth test user:/nonexistent:/usr/sbin/nologin" >>"$dir/etc/passwd"
       echo "$user:x:$uid:" >>"$dir/etc/group"

@@ -1,8 +1,8 @@
 //! Interactive polkit authentication on a terminal, as systemctl does it: a `pkttyagent`
 //! registered for this process, ready before the first privileged call.
 
+use rustix::fd::AsRawFd;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
@@ -14,17 +14,11 @@ impl TtyAgent {
     /// Starts pkttyagent when stdin is a terminal; None otherwise or if it cannot run
     /// (the call then fails with a clear authorization error instead of hanging).
     pub fn start() -> Option<TtyAgent> {
-        // SAFETY: isatty only inspects the descriptor.
-        if unsafe { libc::isatty(0) } != 1 {
-            return None;
-        }
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe2 fills both descriptors on success; we own them from here on.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        if !rustix::termios::isatty(std::io::stdin()) {
             return None;
         }
         let (read_end, write_end) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
         let notify = write_end.as_raw_fd();
         let mut cmd = Command::new("pkttyagent");
         cmd.args([
@@ -37,12 +31,11 @@ impl TtyAgent {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
         // SAFETY: between fork and exec we only clear FD_CLOEXEC on the notify descriptor
-        // (async-signal-safe), so pkttyagent inherits it.
+        // (fcntl is async-signal-safe), so pkttyagent inherits it.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::fcntl(notify, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                let fd = rustix::fd::BorrowedFd::borrow_raw(notify);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
                 Ok(())
             });
         }

@@ -8,9 +8,10 @@ mod client;
 mod progress;
 mod status;
 
-use berth_dbus::{exit_code_for, options};
+use berth_dbus::{exit_code_for, options, CallError, Client};
+use berth_l10n::fl;
 use clap::{Parser, Subcommand};
-use client::{CallError, Client};
+use client::run as run_transaction;
 use zbus::zvariant::Value;
 
 const UPDATE_AVAILABLE: i32 = 100;
@@ -96,12 +97,16 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    berth_l10n::init();
     let cli = Cli::parse();
     let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
+            // berthd's message names the details (in English, as the journal has them);
+            // the translated explanation says what it means and what to do.
             eprintln!("berth: {}", e.message);
             eprintln!("       ({})", e.name);
+            eprintln!("{}", status::explain(&e));
             exit_code_for(&e.name)
         }
     };
@@ -134,7 +139,7 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
             }
         }
         Command::Check => {
-            let out = c.run("Check", &(options([]),), quiet).await?;
+            let out = run_transaction(&c, "Check", &(options([]),), quiet).await?;
             if json {
                 println!("{}", out.result);
             } else {
@@ -161,45 +166,33 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
                     Value::Bool(true).try_into().expect("plain"),
                 );
             }
-            let out = c.run("Update", &(o,), quiet).await?;
+            let out = run_transaction(&c, "Update", &(o,), quiet).await?;
             report(&out.result, json);
         }
         Command::Switch { image, reboot } => {
-            let out = c
-                .run(
-                    "Switch",
-                    &(image, options([("reboot", flag(reboot))])),
-                    quiet,
-                )
-                .await?;
+            let body = (image, options([("reboot", flag(reboot))]));
+            let out = run_transaction(&c, "Switch", &body, quiet).await?;
             report(&out.result, json);
         }
         Command::Rollback { reboot } => {
-            c.run("Rollback", &(options([("reboot", flag(reboot))]),), quiet)
-                .await?;
+            let body = (options([("reboot", flag(reboot))]),);
+            run_transaction(&c, "Rollback", &body, quiet).await?;
             if !json {
-                println!("The previous deployment is the default now; reboot to use it.");
+                println!("{}", fl!("cli-rolled-back"));
             }
         }
         Command::Reset { reboot } => {
-            let out = c
-                .run(
-                    "FactoryReset",
-                    &(options([("reboot", flag(reboot))]),),
-                    quiet,
-                )
-                .await?;
+            let body = (options([("reboot", flag(reboot))]),);
+            let out = run_transaction(&c, "FactoryReset", &body, quiet).await?;
             if json {
                 println!("{}", out.result);
             } else {
-                println!(
-                    "Factory reset prepared (stateroot {}); reboot to use it.",
-                    out.result["stateroot"].as_str().unwrap_or("?")
-                );
+                let stateroot = out.result["stateroot"].as_str().unwrap_or("?");
+                println!("{}", fl!("cli-reset-prepared", stateroot = stateroot));
             }
         }
         Command::Cleanup => {
-            let out = c.run("Cleanup", &(options([]),), quiet).await?;
+            let out = run_transaction(&c, "Cleanup", &(options([]),), quiet).await?;
             println!("{}", out.result);
         }
         Command::Pin { index } => c.call_unit("Pin", &(index,)).await?,
@@ -208,23 +201,17 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
         Command::Cancel => {
             let active = c.manager.active_transaction().await?;
             if active.as_str() == "/" {
-                return Err(CallError {
-                    name: format!("{}.WrongState", berth_dbus::ERROR_PREFIX),
-                    message: "nothing is running".into(),
-                });
+                return Err(CallError::new("WrongState", fl!("cli-nothing-running")));
             }
             let mut signals = c.transaction_signals().await?;
-            let t = c.transaction(active.as_str()).await?;
-            t.inner()
-                .call_with_flags::<_, _, ()>("Cancel", c.flags(), &())
-                .await
-                .map_err(CallError::from)?;
-            match c.follow(active.as_str(), &mut signals, true).await {
+            c.cancel(active.as_str()).await?;
+            let path = active.as_str();
+            match client::follow(&c, path, &mut signals, true).await {
                 Err(e) if e.name.ends_with(".Cancelled") => {
-                    println!("Cancelled {}.", active.as_str())
+                    println!("{}", fl!("cli-cancelled", path = path))
                 }
                 Err(e) => return Err(e),
-                Ok(_) => println!("{} finished before it could be cancelled.", active.as_str()),
+                Ok(_) => println!("{}", fl!("cli-finished-first", path = path)),
             }
         }
         Command::Monitor => status::monitor(&c, json).await?,
@@ -238,10 +225,8 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
                 );
                 c.call_unit("Configure", &(o,)).await?;
             }
-            println!(
-                "automatic-updates: {}",
-                c.manager.automatic_updates().await?
-            );
+            let policy = c.manager.automatic_updates().await?;
+            println!("{}", fl!("cli-automatic-updates", policy = policy));
         }
     }
     Ok(0)
@@ -261,15 +246,9 @@ fn report(result: &serde_json::Value, json: bool) {
             .to_string()
     };
     match result["result"].as_str() {
-        Some("no-update") => println!("Already up to date."),
-        Some("downloaded") => println!(
-            "Downloaded version {}; `berth update --from-downloaded` stages it.",
-            version(result)
-        ),
-        Some("staged") => println!(
-            "Version {} is staged; it boots at the next restart.",
-            version(result)
-        ),
+        Some("no-update") => println!("{}", fl!("cli-up-to-date")),
+        Some("downloaded") => println!("{}", fl!("cli-downloaded", version = version(result))),
+        Some("staged") => println!("{}", fl!("cli-staged", version = version(result))),
         _ => println!("{result}"),
     }
 }

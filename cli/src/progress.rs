@@ -1,27 +1,33 @@
-//! Following a transaction: a progress bar on a terminal, plain lines otherwise.
+//! Following a transaction: an indicatif bar on a terminal, a plain line per phase and per
+//! tenth otherwise (logs, pipes).
 
+use berth_l10n::fl;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 
 pub struct Bar {
-    tty: bool,
+    bar: Option<ProgressBar>,
     quiet: bool,
     last_phase: String,
     last_tenth: i64,
-    drawn: bool,
-}
-
-fn size(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 impl Bar {
     pub fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("[{bar:30}] {percent:>3}%  {msg}")
+                    .expect("a valid template")
+                    .progress_chars("#> "),
+            );
+            bar
+        });
         Bar {
-            tty: std::io::stderr().is_terminal(),
+            bar,
             quiet,
             last_phase: String::new(),
             last_tenth: -1,
-            drawn: false,
         }
     }
 
@@ -29,35 +35,34 @@ impl Bar {
         if self.quiet {
             return;
         }
-        let percent = (fraction * 100.0).round() as i64;
         let bytes = if total > 0 {
-            format!("  {} / {}", size(done), size(total))
+            format!(
+                "  {}",
+                fl!(
+                    "progress-bytes",
+                    done = berth_l10n::size(done),
+                    total = berth_l10n::size(total)
+                )
+            )
         } else {
             String::new()
         };
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let width = 30;
-            let filled = ((fraction * width as f64).round() as usize).min(width);
-            let _ = write!(
-                err,
-                "\r\x1b[K[{}{}] {percent:>3}%  {phase}{bytes}  {message}",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-            let _ = err.flush();
-            self.drawn = true;
+        let words = berth_l10n::phase(phase);
+        let percent = (fraction.clamp(0.0, 1.0) * 100.0).round() as i64;
+        if let Some(bar) = &self.bar {
+            bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+            bar.set_message(format!("{words}{bytes}  {message}"));
         } else if phase != self.last_phase || percent / 10 != self.last_tenth {
-            let _ = writeln!(err, "{percent:>3}%  {phase}{bytes}  {message}");
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{percent:>3}%  {words}{bytes}  {message}");
         }
         self.last_phase = phase.to_string();
         self.last_tenth = percent / 10;
     }
 
     pub fn finish(&mut self) {
-        if self.drawn {
-            eprintln!();
-            self.drawn = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
         }
     }
 }

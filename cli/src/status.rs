@@ -1,48 +1,73 @@
 //! Human-readable status, check results and the monitor.
 
-use crate::client::{CallError, Client};
+use berth_dbus::{CallError, Client};
+use berth_l10n::fl;
 use futures_util::StreamExt;
 use serde_json::Value;
 
+/// What an error means for the user and what to do next, for the lines after berthd's own.
+pub fn explain(e: &CallError) -> String {
+    let ex = berth_l10n::explain(&e.name, &e.message);
+    format!("{}: {}", ex.title, ex.advice)
+}
+
 pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
-    let host: Value = serde_json::from_str(json).map_err(|e| CallError {
-        name: "org.berth.Berth1.Error.Failed".into(),
-        message: format!("berthd sent malformed status JSON: {e}"),
-    })?;
+    let host: Value = serde_json::from_str(json)
+        .map_err(|e| CallError::new("Failed", format!("berthd sent malformed status JSON: {e}")))?;
     let berth = &host["status"]["berth"];
     for d in berth["deployments"].as_array().into_iter().flatten() {
         let role = if d["staged"] == true {
-            "staged"
+            fl!("cli-role-staged")
         } else if d["booted"] == true {
-            "booted"
+            fl!("cli-role-booted")
         } else if d["rollback"] == true {
-            "rollback"
+            fl!("cli-role-rollback")
         } else {
-            ""
+            String::new()
         };
         let image = &d["image"];
+        let line = fl!(
+            "cli-status-deployment",
+            image = image["image"]["image"]
+                .as_str()
+                .map_or_else(|| fl!("cli-no-image"), str::to_string),
+            version = image["version"].as_str().unwrap_or("?")
+        );
         println!(
-            "{}{:<9}[{}] {} version {}{}",
+            "{}{:<9}[{}] {}{}",
             if d["default"] == true { "● " } else { "  " },
             role,
             d["index"],
-            image["image"]["image"].as_str().unwrap_or("(no image)"),
-            image["version"].as_str().unwrap_or("?"),
-            if d["pinned"] == true { " (pinned)" } else { "" },
+            line,
+            if d["pinned"] == true {
+                format!(" ({})", fl!("cli-pinned"))
+            } else {
+                String::new()
+            },
         );
         println!(
-            "             digest {}  ostree {}.{}  stateroot {}",
-            image["imageDigest"].as_str().unwrap_or("-"),
-            d["checksum"].as_str().unwrap_or("").get(..12).unwrap_or(""),
-            d["deploySerial"],
-            d["stateroot"].as_str().unwrap_or(""),
+            "             {}",
+            fl!(
+                "cli-status-details",
+                digest = image["imageDigest"].as_str().unwrap_or("-"),
+                commit = format!(
+                    "{}.{}",
+                    d["checksum"].as_str().unwrap_or("").get(..12).unwrap_or(""),
+                    d["deploySerial"]
+                ),
+                stateroot = d["stateroot"].as_str().unwrap_or("")
+            )
         );
     }
     let state = c.manager.state().await?;
-    println!("state: {state}");
+    println!("{}", fl!("cli-state", state = state));
     let err = c.manager.error_message().await?;
     if !err.is_empty() {
-        println!("last error: {err} ({})", c.manager.error_name().await?);
+        let name = c.manager.error_name().await?;
+        println!(
+            "{}",
+            fl!("cli-last-error", message = format!("{err} ({name})"))
+        );
     }
     let cached = c.manager.cached_update().await?;
     if !cached.is_empty() {
@@ -53,15 +78,18 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
                 .unwrap_or_default()
         };
         println!(
-            "update: {} version {} ({})",
-            get("image"),
-            get("version"),
-            get("digest")
+            "{}",
+            fl!(
+                "cli-cached-update",
+                image = get("image"),
+                version = get("version"),
+                digest = get("digest")
+            )
         );
     }
     let active = c.manager.active_transaction().await?;
     if active.as_str() != "/" {
-        println!("running: {}", active.as_str());
+        println!("{}", fl!("cli-running", path = active.as_str()));
     }
     Ok(())
 }
@@ -69,16 +97,19 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
 pub fn print_check(r: &Value) {
     if r["updateAvailable"] == true {
         println!(
-            "Update available: {} version {} ({}), {:.1} MB to download.",
-            r["image"].as_str().unwrap_or("?"),
-            r["version"].as_str().unwrap_or("?"),
-            r["manifestDigest"].as_str().unwrap_or("?"),
-            r["downloadBytes"].as_u64().unwrap_or(0) as f64 / 1e6
+            "{}",
+            fl!(
+                "cli-update-available",
+                image = r["image"].as_str().unwrap_or("?"),
+                version = r["version"].as_str().unwrap_or("?"),
+                digest = r["manifestDigest"].as_str().unwrap_or("?"),
+                size = berth_l10n::size(r["downloadBytes"].as_u64().unwrap_or(0))
+            )
         );
     } else {
         println!(
-            "No update: {} is current.",
-            r["image"].as_str().unwrap_or("?")
+            "{}",
+            fl!("cli-no-update", image = r["image"].as_str().unwrap_or("?"))
         );
     }
 }
@@ -98,7 +129,7 @@ pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
     let mut owner = bus.get_name_owner(name.clone()).await.ok();
     let mut stream = zbus::MessageStream::for_match_rule(rule, &c.conn, Some(256)).await?;
     if !json {
-        println!("state: {}", c.manager.state().await?);
+        println!("{}", fl!("cli-state", state = c.manager.state().await?));
     }
     loop {
         let msg = tokio::select! {
@@ -129,8 +160,9 @@ pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
                     println!("{v}");
                 } else {
                     println!(
-                        "{path}: {:>3.0}% {phase} {done}/{total} {message}",
-                        fraction * 100.0
+                        "{path}: {:>3.0}% {} {done}/{total} {message}",
+                        fraction * 100.0,
+                        berth_l10n::phase(&phase)
                     );
                 }
             }
@@ -145,9 +177,16 @@ pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
                         "success": success, "errorName": name, "errorMessage": message});
                     println!("{v}");
                 } else if success {
-                    println!("{path}: finished");
+                    println!("{}", fl!("cli-monitor-finished", path = path));
                 } else {
-                    println!("{path}: failed: {message} ({name})");
+                    println!(
+                        "{}",
+                        fl!(
+                            "cli-monitor-failed",
+                            path = path,
+                            message = format!("{message} ({name})")
+                        )
+                    );
                 }
             }
             Some("PropertiesChanged") if path == berth_dbus::MANAGER_PATH => {
@@ -165,7 +204,7 @@ pub async fn monitor(c: &Client, json: bool) -> Result<(), CallError> {
                     if json {
                         println!("{}", serde_json::json!({"event": "state", "state": state}));
                     } else {
-                        println!("state: {state}");
+                        println!("{}", fl!("cli-state", state = state));
                     }
                 }
             }

@@ -3,6 +3,11 @@
 //! `org.berth.Berth1.xml` next to this crate is the written contract; a test checks that the
 //! running service matches it.
 
+pub mod client;
+pub mod model;
+
+pub use client::{CallError, Client, TransactionEvent};
+
 use std::collections::HashMap;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 

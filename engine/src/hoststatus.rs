@@ -18,6 +18,33 @@ fn image_status(repo: &ostree::Repo, d: &ostree::Deployment) -> Option<ImageStat
     })
 }
 
+/// The name a person knows the system by, from the deployment's os-release. The image wrote
+/// it, so it is read capped and shown escaped.
+fn os_name(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = deps::deployment_dir(sysroot, d).join("usr/lib/os-release");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64 * 1024).read_to_string(&mut text).ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+            .filter(|v| !v.is_empty())
+    };
+    value("PRETTY_NAME")
+        .or_else(|| value("NAME"))
+        .map(|n| crate::text::outside(&n))
+}
+
 fn image_reference(image: &ImageRef) -> ImageReference {
     ImageReference {
         image: image.image_name(),
@@ -87,6 +114,7 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
             default: is(&default, d),
             pinned: d.is_pinned(),
             kernel_args: kargs::deployment_kargs(d),
+            os_name: os_name(sysroot, d),
         })
         .collect();
     let rollback_queued = match (&booted, &default) {

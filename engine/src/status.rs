@@ -99,6 +99,8 @@ pub struct DeploymentInfo {
     pub default: bool,
     pub pinned: bool,
     pub kernel_args: Vec<String>,
+    /// The deployed system's name from its os-release (`PRETTY_NAME`, else `NAME`).
+    pub os_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -236,7 +236,9 @@ impl Daemon {
     }
 
     pub fn set_check(&self, c: berth_engine::CheckResult) {
-        self.lock().facts.last_check = Some(c);
+        let mut inner = self.lock();
+        inner.facts.last_check_on = crate::state::checked_on(&inner.facts);
+        inner.facts.last_check = Some(c);
     }
 
     pub fn set_automatic_updates(&self, policy: &str) {
@@ -489,6 +491,8 @@ impl Daemon {
             tokio::task::spawn_blocking(move || engine.reboot())
                 .await
                 .map_err(|e| BusError::failed(format!("worker failed: {e}")))??;
+            // The emulated boot changed Booted/Staged: watchers hear it as after a real boot.
+            self.refresh().await;
             return Ok(());
         }
         crate::reboot::reboot(&self.conn, requester).await

@@ -14,6 +14,9 @@ pub type Dict = HashMap<String, OwnedValue>;
 pub struct Facts {
     pub host: Option<Host>,
     pub last_check: Option<CheckResult>,
+    /// The booted and staged image digests when `last_check` ran: a check answers for the
+    /// system as it was, so it no longer counts once either changed (a reboot, an update).
+    pub last_check_on: (Option<String>, Option<String>),
     /// (D-Bus error name, message) of the last failed transaction, until one succeeds.
     pub last_error: Option<(String, String)>,
     /// Phase of the running transaction, with its kind.
@@ -41,6 +44,9 @@ pub fn deployment_dict(d: Option<&DeploymentInfo>) -> Dict {
     m.insert("checksum".into(), owned(Value::from(d.checksum.as_str())));
     m.insert("serial".into(), owned(Value::from(d.deploy_serial)));
     m.insert("pinned".into(), owned(Value::from(d.pinned)));
+    if let Some(name) = &d.os_name {
+        m.insert("os-name".into(), owned(Value::from(name.as_str())));
+    }
     if let Some(i) = &d.image {
         m.insert("image".into(), owned(Value::from(i.image.image.as_str())));
         m.insert("digest".into(), owned(Value::from(i.image_digest.as_str())));
@@ -69,9 +75,21 @@ fn digest_of(d: Option<&DeploymentInfo>) -> Option<&str> {
         .map(|i| i.image_digest.as_str())
 }
 
-/// The newer image the last check found, unless it is already booted or staged.
+/// The booted and staged image digests now, to date a check.
+pub fn checked_on(f: &Facts) -> (Option<String>, Option<String>) {
+    (
+        digest_of(booted(f)).map(str::to_string),
+        digest_of(staged(f)).map(str::to_string),
+    )
+}
+
+/// The newer image the last check found, unless it is already booted or staged, or the
+/// system changed since that check.
 fn available_update(f: &Facts) -> Option<&CheckResult> {
     let c = f.last_check.as_ref().filter(|c| c.update_available)?;
+    if f.last_check_on != checked_on(f) {
+        return None;
+    }
     let known = [digest_of(booted(f)), digest_of(staged(f))];
     (!known.contains(&Some(c.manifest_digest.as_str()))).then_some(c)
 }
@@ -179,6 +197,19 @@ mod tests {
         f.running = None;
         f.last_error = None;
         f.last_check = Some(check("sha256:b", false));
+        assert_eq!(state(&f), state::IDLE);
+        assert!(cached_update(&f).is_empty());
+    }
+
+    #[test]
+    fn a_check_made_before_the_system_changed_no_longer_counts() {
+        let mut f = Facts {
+            last_check: Some(check("sha256:b", true)),
+            ..Facts::default()
+        };
+        assert_eq!(state(&f), state::UPDATE_AVAILABLE);
+        // As if the booted deployment changed (a reboot into another image) after the check.
+        f.last_check_on = (Some("sha256:older".into()), None);
         assert_eq!(state(&f), state::IDLE);
         assert!(cached_update(&f).is_empty());
     }

@@ -30,20 +30,8 @@ pub fn test_root() -> PathBuf {
 }
 
 pub fn fs_type(p: &Path) -> i64 {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st: libc_statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { statfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statfs {}", p.display());
-    st.f_type
-}
-
-#[repr(C)]
-pub struct libc_statfs {
-    f_type: i64,
-    rest: [i64; 15],
-}
-extern "C" {
-    fn statfs(path: *const std::ffi::c_char, buf: *mut libc_statfs) -> i32;
+    let st = rustix::fs::statfs(p).unwrap_or_else(|e| panic!("statfs {}: {e}", p.display()));
+    st.f_type as i64
 }
 
 pub struct Env {
@@ -203,13 +191,9 @@ pub fn deployment_versions(engine: &Engine) -> Vec<String> {
 
 /// Reads an extended attribute without following symlinks.
 pub fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
-    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
     let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the stated length.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
+    let len = rustix::fs::lgetxattr(path, name, &mut buf).ok()?;
+    Some(buf[..len].to_vec())
 }
 
 /// Mounts a tmpfs of `mib` MiB at `dir` (in the tests' private mount namespace).

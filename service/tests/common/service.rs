@@ -33,7 +33,17 @@ pub struct Finished {
 }
 
 pub fn berthd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_berthd"))
+    match option_env!("CARGO_BIN_EXE_berthd") {
+        Some(p) => PathBuf::from(p),
+        // Another crate's test (the GTK app's): berthd is in target/<profile>/, next to the
+        // deps/ directory holding this test binary.
+        None => std::env::current_exe()
+            .expect("the test binary's path")
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps")
+            .join("berthd"),
+    }
 }
 
 /// The CLI, built by the same `cargo test --workspace` run next to berthd.
@@ -47,9 +57,25 @@ impl Service {
     }
 
     pub async fn start_with_idle(name: &str, idle_timeout: u64) -> Service {
-        let env = Env::new(name);
-        env.install(&env.image("1")).await;
+        Self::start_installed(name, idle_timeout, false).await
+    }
+
+    /// berthd serving a system installed from demo:1 through the slow proxy, so every
+    /// update of it downloads at `SLOW_RATE`.
+    pub async fn start_following_slow(name: &str) -> Service {
+        Self::start_installed(name, 0, true).await
+    }
+
+    async fn start_installed(name: &str, idle_timeout: u64, through_slow: bool) -> Service {
+        let mut env = Env::new(name);
         let slow = Proxy::start(&env.registry.addr, Fault::Throttle(SLOW_RATE)).unwrap();
+        env.config.insecure_registries.push(slow.addr.clone());
+        let image = if through_slow {
+            berth_engine::ImageRef::parse(&format!("{}/berth/demo:1", slow.addr)).unwrap()
+        } else {
+            env.image("1")
+        };
+        env.install_at(&env.sysroot(), &image).await.unwrap();
         let config = env.dir.join("berth.toml");
         std::fs::write(
             &config,

@@ -311,6 +311,8 @@ pub mod users {
     /// The administrator identity polkit asks for (tests/polkit rules); password below.
     pub const ADMIN: &str = "berth-admin";
     pub const ADMIN_PASSWORD: &str = "berth-admin-pw";
+    /// The desktop app's test user: every Berth action granted (tests/polkit rules).
+    pub const DESKTOP: &str = "berth-desktop";
 }
 
 /// Runs a command as `user` (no session, like a cron job or an ssh command without logind).

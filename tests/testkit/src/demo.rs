@@ -53,7 +53,7 @@ pub fn app_layer(version: u32) -> Layer {
         Entry::Dir("usr/lib".into()),
         file(
             "usr/lib/os-release",
-            format!("NAME=BerthDemo\nID=berth-demo\nVERSION_ID={version}\n"),
+            format!("NAME=BerthDemo\nPRETTY_NAME=\"Berth Demo OS {version}\"\nID=berth-demo\nVERSION_ID={version}\n"),
         ),
         Entry::Dir("usr/share".into()),
         Entry::Dir("usr/share/payload".into()),

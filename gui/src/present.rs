@@ -1,0 +1,76 @@
+//! How berthd's facts read in the window: versions, phases, sizes, dates.
+
+use berth_dbus::model::Deployment;
+use berth_l10n::fl;
+
+/// "Version 2", or the short digest when the image carries no version label.
+pub fn version_of(version: Option<&str>, digest: Option<&str>) -> String {
+    match (version, digest) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(d)) => berth_dbus::model::short_digest(d),
+        (None, None) => fl!("unknown"),
+    }
+}
+
+pub fn deployment_version(d: &Deployment) -> String {
+    version_of(d.version.as_deref(), d.digest.as_deref())
+}
+
+/// What a transaction is doing, for the line under the progress bar.
+pub fn phase(phase: &str) -> String {
+    berth_l10n::phase(phase)
+}
+
+/// The big title while a transaction of `kind` runs.
+pub fn running_title(kind: &str, phase: &str) -> String {
+    match (kind, phase) {
+        ("check", _) => fl!("hero-checking"),
+        ("update" | "switch", "downloading" | "queued" | "checking") => fl!("hero-downloading"),
+        ("update" | "switch", _) => fl!("hero-installing"),
+        ("rollback", _) => fl!("hero-rolling-back"),
+        ("factory-reset", _) => fl!("hero-resetting"),
+        ("cleanup", _) => fl!("hero-cleaning-up"),
+        _ => fl!("hero-working"),
+    }
+}
+
+/// "12.3 MB of 24.0 MB" once the total is known.
+pub fn bytes(done: u64, total: u64) -> Option<String> {
+    (total > 0).then(|| {
+        fl!(
+            "progress-bytes",
+            done = berth_l10n::size(done),
+            total = berth_l10n::size(total)
+        )
+    })
+}
+
+/// An RFC 3339 build time as a local date, e.g. "12/01/2026".
+pub fn date(rfc3339: &str) -> Option<String> {
+    let t = gtk::glib::DateTime::from_iso8601(rfc3339, Some(&gtk::glib::TimeZone::utc())).ok()?;
+    let local = t.to_local().ok()?;
+    local.format("%x").ok().map(|s| s.to_string())
+}
+
+/// The policy names `Configure` takes, in the order the window lists them.
+pub const POLICIES: [&str; 4] = ["off", "check", "download", "apply"];
+
+pub fn policy_title(policy: &str) -> String {
+    match policy {
+        "off" => fl!("policy-off"),
+        "check" => fl!("policy-check"),
+        "download" => fl!("policy-download"),
+        "apply" => fl!("policy-apply"),
+        other => other.to_string(),
+    }
+}
+
+pub fn policy_description(policy: &str) -> String {
+    match policy {
+        "off" => fl!("policy-off-description"),
+        "check" => fl!("policy-check-description"),
+        "download" => fl!("policy-download-description"),
+        "apply" => fl!("policy-apply-description"),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,178 @@
+# Berth's user-facing strings: the desktop app, the CLI's human output, and the error
+# explanations every client shares. Arguments in { } are filled in by the program.
+
+## Shared: sizes, phases, errors
+
+size-bytes = { $size } bytes
+size-kb = { $size } kB
+size-mb = { $size } MB
+size-gb = { $size } GB
+unknown = Unknown
+progress-bytes = { $done } of { $total }
+
+phase-queued = Waiting to start
+phase-checking = Looking for updates
+phase-downloading = Downloading
+phase-importing = Unpacking
+phase-staging = Preparing the next start
+phase-cleanup = Cleaning up
+phase-done = Finishing
+phase-working = Working
+
+error-network = Cannot reach the update server
+error-network-advice = Check the network connection, then try again. Nothing on this system was changed.
+error-unauthorized = The update server refused the credentials
+error-unauthorized-advice = The login for the image's registry is missing or wrong. An administrator can fix it in the registry credentials.
+error-forbidden = The update server denied access
+error-forbidden-advice = This system is not allowed to download the image. Ask the image's publisher or an administrator.
+error-image-not-found = The system image was not found
+error-image-not-found-advice = The registry has no image by this name or tag. It may have moved; ask the image's publisher.
+error-invalid-reference = Not a valid image name
+error-invalid-reference-advice = Image names look like registry.example.com/os/image:tag. Check the name and try again.
+error-invalid-configuration = Berth's settings are not valid
+error-invalid-configuration-advice = An administrator needs to correct /etc/berth/berth.toml.
+error-bad-image = The downloaded image is damaged
+error-bad-image-advice = It was rejected and nothing was installed. Try again later; if it happens again, tell the image's publisher.
+error-hostile-image = The image contains unsafe files
+error-hostile-image-advice = It was rejected and nothing was installed. Tell the image's publisher.
+error-not-bootable = The image cannot start this computer
+error-not-bootable-advice = It has no kernel, or no usable system. Nothing was installed; tell the image's publisher.
+error-not-trusted = The update source is not trusted
+error-not-trusted-advice = Files that anyone could change cannot update the system. An administrator has to approve this source.
+error-downgrade = This would go back to an older version
+error-downgrade-advice = Going back needs an administrator. To return to the previous version, use Roll Back.
+error-no-space = Not enough disk space
+error-no-space-advice = Free some space (remove old versions with Clean Up), then try again.
+error-no-space-advice-amounts = The update needs { $needed } but only { $available } is free. Free at least { $missing } (remove old versions with Clean Up), then try again.
+error-cancelled = Cancelled
+error-cancelled-advice = The operation was stopped; nothing was changed.
+error-wrong-state = Not possible right now
+error-wrong-state-advice = The system is not in a state that allows this. Look at the current state and try again.
+error-busy = Another operation is running
+error-busy-advice = Wait for it to finish, then try again.
+error-interrupted = The operation was interrupted
+error-interrupted-advice = The update service stopped before it finished. The running system and the installed versions are unchanged; try again.
+error-reboot-blocked = The restart is blocked
+error-reboot-blocked-advice = Another user is logged in or an application is preventing a restart. Close it or ask the other users to log out, then restart.
+error-not-authorized = You are not allowed to do this
+error-not-authorized-advice = An administrator has to approve it. Ask one, or sign in as an administrator when asked for a password.
+error-unreachable = Cannot reach the update service
+error-unreachable-advice = The update service (berthd) is not running or does not answer.
+error-failed = The operation failed
+error-failed-advice = Nothing was changed. Try again; if it fails again, the system log has the details.
+
+## The desktop app
+
+app-name = System Updates
+check-for-updates = Check for updates
+main-menu = Main menu
+menu-cleanup = Clean Up Old Versions
+menu-factory-reset = Factory Reset…
+menu-about = About System Updates
+about-developer = The Berth developers
+about-comments = Updates for this image-based system: download, install and restart, roll back, or reset to factory state.
+progress-name = Progress
+
+hero-connecting = Connecting to the update service…
+hero-unreachable = Cannot reach the update service
+hero-retrying = Trying again…
+hero-checking = Checking for updates…
+hero-downloading = Downloading update
+hero-installing = Installing update
+hero-rolling-back = Rolling back
+hero-resetting = Preparing the factory reset
+hero-cleaning-up = Removing old versions
+hero-working = Working…
+hero-restarting = Restarting…
+hero-restart-update = Restart to finish updating
+hero-restart-update-description = Version { $version } is installed and starts after the restart.
+hero-restart = Restart to finish
+hero-restart-description = The chosen version starts after the restart.
+hero-update-available = Update available
+hero-update-available-description = Version { $version } · { $size } to download
+hero-update-downloaded = Update downloaded
+hero-update-downloaded-description = Version { $version } is ready to install.
+hero-up-to-date = Up to date
+hero-last-checked = Last checked { $time }
+hero-not-checked = Not checked yet
+
+button-update-and-restart = _Update and Restart
+button-download = _Download
+button-restart = _Restart
+button-cancel = _Cancel
+button-try-again = _Try Again
+
+group-system = This system
+row-system = Operating system
+row-version = Version
+row-image = Image
+row-digest = Digest
+row-built = Built
+
+group-automatic = Automatic updates
+row-automatic-updates = Automatic updates
+policy-off = Off
+policy-check = Check only
+policy-download = Download automatically
+policy-apply = Install automatically
+policy-off-description = Updates are only looked for when you ask.
+policy-check-description = Updates are looked for regularly; you decide when to download them.
+policy-download-description = Updates are downloaded in the background; you decide when to install them.
+policy-apply-description = Updates are installed in the background and start with the next restart.
+
+group-versions = Versions on this system
+group-versions-description = Pinned versions are kept when old versions are cleaned up.
+rollback-button = _Roll Back…
+version-title = Version { $version }
+role-booted = Running
+role-staged = Next start
+role-rollback = Previous
+pin-version = Pin version { $version }
+unpin-version = Unpin version { $version }
+
+dialog-cancel = _Cancel
+rollback-heading = Roll back to version { $version }?
+rollback-body = Version { $version } of { $image } starts at the next restart, with its system settings as they were when it last ran: changes made in /etc since then stay with version { $current }, which remains installed. Your files and data in /var and your home folder are kept.
+rollback-confirm = _Roll Back
+reset-heading = Erase all settings and data?
+reset-body = After the next restart, this computer runs { $image } version { $version } exactly as it was built. Discarded: every change to the system settings in /etc and all data in /var, including home folders, installed applications' data, logs and saved passwords. Kept: the installed system versions, until they are cleaned up. This cannot be undone.
+reset-confirm = _Erase and Reset
+
+toast-cancelled = Cancelled
+toast-cleaned-up = Old versions removed
+toast-policy = Automatic updates: { $policy }
+
+notify-restart-title = Restart to finish updating
+notify-restart-body = Version { $version } is installed and starts after a restart.
+
+## The berth command line tool
+
+cli-berthd-stopped = berthd stopped while running { $path }
+cli-cancelling = cancelling { $path }...
+cli-leaving-running = leaving { $path } running (another user started it)
+cli-stopped-watching = stopped watching
+cli-lost-track = lost track of { $path } before it finished
+cli-rolled-back = The previous deployment is the default now; reboot to use it.
+cli-reset-prepared = Factory reset prepared (stateroot { $stateroot }); reboot to use it.
+cli-nothing-running = nothing is running
+cli-cancelled = Cancelled { $path }.
+cli-finished-first = { $path } finished before it could be cancelled.
+cli-automatic-updates = automatic-updates: { $policy }
+cli-up-to-date = Already up to date.
+cli-downloaded = Downloaded version { $version }; `berth update --from-downloaded` stages it.
+cli-staged = Version { $version } is staged; it boots at the next restart.
+cli-role-staged = staged
+cli-role-booted = booted
+cli-role-rollback = rollback
+cli-no-image = (no image)
+cli-pinned = pinned
+cli-status-deployment = { $image } version { $version }
+cli-status-details = digest { $digest }  ostree { $commit }  stateroot { $stateroot }
+cli-state = state: { $state }
+cli-last-error = last error: { $message }
+cli-cached-update = update: { $image } version { $version } ({ $digest })
+cli-running = running: { $path }
+cli-update-available = Update available: { $image } version { $version } ({ $digest }), { $size } to download.
+cli-no-update = No update: { $image } is current.
+cli-monitor-finished = { $path }: finished
+cli-monitor-failed = { $path }: failed: { $message }

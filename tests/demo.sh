@@ -5,12 +5,28 @@
 # rollback. Everything lives on a private tmpfs in a private mount namespace (the bus socket
 # too, at a private /run/dbus) with a registry on 127.0.0.1; nothing real is touched, and all
 # of it is removed at the end. Run as root after .ci/install-deps.
+#
+# tests/demo.sh --app: the same sandbox, then the desktop app (System Updates) on your screen
+# ($DISPLAY or $WAYLAND_DISPLAY) against the demo's berthd, with version 2 waiting; close the
+# window to end the demo. Without a screen, tests/ui/screenshots.sh shows the app instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 if [ "${1:-}" != "--inside" ]; then
-  cargo build --quiet --locked -p berthd -p berth -p berth-testkit
-  exec unshare --mount --propagation private "$0" --inside
+  app=""
+  if [ "${1:-}" = "--app" ]; then
+    app=1
+    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+      echo "--app needs a screen (DISPLAY or WAYLAND_DISPLAY); tests/ui/screenshots.sh runs the app under Xvfb and saves screenshots" >&2
+      exit 2
+    fi
+  fi
+  if [ ! -x target/debug/berthd ]; then
+    echo "Building Berth (debug). The first build compiles a few hundred crates and takes several minutes on 2 cores; later runs start at once."
+  fi
+  # cargo names each crate as it compiles it, so the first build shows it is moving.
+  cargo build --locked -p berthd -p berth -p berth-testkit ${app:+-p berth-gui}
+  BERTH_DEMO_APP=$app exec unshare --mount --propagation private "$0" --inside
 fi
 W=$(mktemp -d /tmp/berth-demo.XXXXXX)
 PIDS=()
@@ -51,6 +67,16 @@ BERTH_LOG=info target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroo
 PIDS+=($!)
 for _ in $(seq 200); do busctl status org.berth.Berth1 >/dev/null 2>&1 && break; sleep 0.05; done
 busctl status org.berth.Berth1 >/dev/null || { cat "$W/berthd.log"; exit 1; }
+
+if [ -n "${BERTH_DEMO_APP:-}" ]; then
+  skopeo copy -q --dest-tls-verify=false "oci:$W/layout:2" "docker://$REG/demo/os:stable"
+  step "Version 2 is published. The desktop app opens on your screen (close it to end the demo)"
+  # As root: the sandbox's users are unknown to your display server. polkit lets root do
+  # everything, so the app's buttons all work; try Update and Restart, Roll Back, Factory Reset.
+  DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/dbus/system_bus_socket target/debug/berth-updates || true
+  echo; echo "Demo done; removing the sandbox."
+  exit 0
+fi
 
 step "berth status (as berth-granted, a local user a polkit rule trusts with routine updates)"
 as_user berth-granted "$BERTH" status

@@ -45,11 +45,11 @@ pub fn bytes(done: u64, total: u64) -> Option<String> {
     })
 }
 
-/// An RFC 3339 build time as a local date, e.g. "12/01/2026".
+/// An RFC 3339 build time as a local date, e.g. "1 December 2026".
 pub fn date(rfc3339: &str) -> Option<String> {
     let t = gtk::glib::DateTime::from_iso8601(rfc3339, Some(&gtk::glib::TimeZone::utc())).ok()?;
     let local = t.to_local().ok()?;
-    local.format("%x").ok().map(|s| s.to_string())
+    local.format("%-d %B %Y").ok().map(|s| s.to_string())
 }
 
 /// The policy names `Configure` takes, in the order the window lists them.

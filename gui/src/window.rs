@@ -81,7 +81,9 @@ pub struct Widgets {
     pub toasts: adw::ToastOverlay,
     pub check_button: gtk::Button,
     pub menu_button: gtk::MenuButton,
-    pub hero: adw::StatusPage,
+    pub hero_icon: gtk::Image,
+    pub hero_title: gtk::Label,
+    pub hero_description: gtk::Label,
     pub spinner: gtk::Spinner,
     pub progress: gtk::ProgressBar,
     pub progress_label: gtk::Label,
@@ -191,12 +193,34 @@ impl Window {
         hero_box.append(&progress);
         hero_box.append(&progress_label);
         hero_box.append(&buttons);
-        let hero = adw::StatusPage::builder()
+        let hero_icon = gtk::Image::builder()
             .icon_name("content-loading-symbolic")
-            .title(fl!("hero-connecting"))
-            .child(&hero_box)
+            .pixel_size(96)
+            .accessible_role(gtk::AccessibleRole::Presentation)
+            .css_classes(["dim-label"])
+            .margin_bottom(12)
             .build();
-        hero.add_css_class("compact");
+        let hero_title = gtk::Label::builder()
+            .wrap(true)
+            .justify(gtk::Justification::Center)
+            .css_classes(["title-1"])
+            .build();
+        let hero_description = gtk::Label::builder()
+            .wrap(true)
+            .justify(gtk::Justification::Center)
+            .css_classes(["body"])
+            .build();
+        let hero = gtk::Box::builder()
+            .orientation(gtk::Orientation::Vertical)
+            .spacing(6)
+            .margin_top(24)
+            .margin_bottom(12)
+            .build();
+        hero.append(&hero_icon);
+        hero.append(&hero_title);
+        hero.append(&hero_description);
+        hero_box.set_margin_top(12);
+        hero.append(&hero_box);
 
         // This system.
         let os_row = row(fl!("row-system"));
@@ -265,7 +289,9 @@ impl Window {
             toasts,
             check_button,
             menu_button,
-            hero,
+            hero_icon,
+            hero_title,
+            hero_description,
             spinner,
             progress,
             progress_label,
@@ -971,13 +997,10 @@ impl Window {
                 }
             }
         };
-        w.hero.set_icon_name(Some(icon));
-        w.hero.set_title(&title);
-        w.hero.set_description(
-            Some(&description)
-                .filter(|d| !d.is_empty())
-                .map(|d| d.as_str()),
-        );
+        w.hero_icon.set_icon_name(Some(icon));
+        w.hero_title.set_label(&title);
+        w.hero_description.set_label(&description);
+        w.hero_description.set_visible(!description.is_empty());
         w.spinner.set_visible(spinner);
         w.spinner.set_spinning(spinner);
         w.progress.set_visible(progress.is_some());

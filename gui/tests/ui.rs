@@ -354,15 +354,11 @@ mod child {
     }
 
     fn title(win: &Window) -> String {
-        win.widgets().hero.title().to_string()
+        win.widgets().hero_title.label().to_string()
     }
 
     fn description(win: &Window) -> String {
-        win.widgets()
-            .hero
-            .description()
-            .map(|d| d.to_string())
-            .unwrap_or_default()
+        win.widgets().hero_description.label().to_string()
     }
 
     fn expect(what: &str, ok: bool, detail: impl FnOnce() -> String) -> Result<(), String> {

@@ -25,6 +25,9 @@ pub static LOADER: LazyLock<FluentLanguageLoader> = LazyLock::new(|| {
     loader
         .load_fallback_language(&Localizations)
         .expect("en-US translations are embedded");
+    // No Unicode isolation marks around arguments: they show up as junk on terminals and in
+    // test assertions, and Berth's arguments are never right-to-left text.
+    loader.set_use_isolating(false);
     loader
 });
 
@@ -33,8 +36,7 @@ pub static LOADER: LazyLock<FluentLanguageLoader> = LazyLock::new(|| {
 pub fn init() -> Vec<String> {
     let requested = DesktopLanguageRequester::requested_languages();
     let chosen = i18n_embed::select(&*LOADER, &Localizations, &requested).unwrap_or_default();
-    // No Unicode isolation marks around arguments: they show up as junk on terminals and in
-    // test assertions, and Berth's arguments are never right-to-left text.
+    // Selecting reloads the bundles; they keep the loader's setting only if set again.
     LOADER.set_use_isolating(false);
     chosen.iter().map(|l| l.to_string()).collect()
 }

@@ -307,3 +307,47 @@ async fn automatic_updates_follow_the_configured_policy() {
     assert_eq!(v["result"], "staged", "{v}");
     assert_eq!(m.state().await.unwrap(), "needs-reboot");
 }
+
+fn berth_in(svc: &Service, lang: &str, user: &str, args: &[&str]) -> Output {
+    as_user(user, berth_bin().to_str().unwrap())
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .env("LANG", lang)
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANGUAGE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_speaks_the_users_language_except_in_json() {
+    let svc = Service::start("cli-l10n").await;
+    let out = berth_in(&svc, "de_DE.UTF-8", users::PLAIN, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Zustand: idle"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("läuft"), "{}", stdout(&out));
+    let out = berth_in(&svc, "fr_FR.UTF-8", users::PLAIN, &["status"]);
+    assert!(stdout(&out).contains("état : idle"), "{}", stdout(&out));
+    let out = berth_in(&svc, "C", users::PLAIN, &["status"]);
+    assert!(stdout(&out).contains("state: idle"), "{}", stdout(&out));
+    // JSON is for scripts: the same in every language.
+    let json = |lang| stdout(&berth_in(&svc, lang, users::PLAIN, &["status", "--json"]));
+    let (de, en) = (json("de_DE.UTF-8"), json("C"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&de).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&en).unwrap()
+    );
+    // An error keeps berthd's name and message and explains them in the user's language.
+    let out = berth_in(
+        &svc,
+        "de_DE.UTF-8",
+        users::PLAIN,
+        &["--no-ask-password", "update"],
+    );
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("InteractiveAuthorizationRequired"), "{err}");
+    assert!(err.contains("Sie dürfen das nicht tun"), "{err}");
+}

@@ -734,33 +734,44 @@ impl Window {
                 r.image.clone().unwrap_or_default(),
             )
         };
-        let dialog = adw::MessageDialog::new(
-            Some(&self.0.w.window),
-            Some(&fl!("rollback-heading", version = back.clone())),
-            Some(&fl!(
+        self.confirm(
+            fl!("rollback-heading", version = back.clone()),
+            fl!(
                 "rollback-body",
                 version = back,
                 current = current,
                 image = image
-            )),
+            ),
+            (fl!("rollback-confirm"), adw::ResponseAppearance::Suggested),
+            ("rollback", "Rollback"),
         );
-        dialog.add_responses(&[
-            ("cancel", &fl!("dialog-cancel")),
-            ("rollback", &fl!("rollback-confirm")),
-        ]);
-        dialog.set_response_appearance("rollback", adw::ResponseAppearance::Suggested);
+    }
+
+    /// A confirmation: Cancel (the default) or `confirm`, which starts the transaction
+    /// `kind` with `method` (without restarting: the window then offers Restart).
+    fn confirm(
+        &self,
+        heading: String,
+        body: String,
+        confirm: (String, adw::ResponseAppearance),
+        (kind, method): (&'static str, &'static str),
+    ) {
+        let dialog = adw::MessageDialog::new(Some(&self.0.w.window), Some(&heading), Some(&body));
+        dialog.add_responses(&[("cancel", &fl!("dialog-cancel")), ("confirm", &confirm.0)]);
+        dialog.set_response_appearance("confirm", confirm.1);
         dialog.set_default_response(Some("cancel"));
         dialog.set_close_response("cancel");
         let this = self.clone();
         dialog.connect_response(None, move |_, response| {
             *this.0.w.dialog.borrow_mut() = None;
-            if response == "rollback" {
-                if let Some(b) = this.backend() {
-                    this.start_transaction("rollback", async move {
-                        b.start("Rollback", options([("reboot", Value::Bool(false))]))
-                            .await
-                    });
-                }
+            if response != "confirm" {
+                return;
+            }
+            if let Some(b) = this.backend() {
+                this.start_transaction(kind, async move {
+                    b.start(method, options([("reboot", Value::Bool(false))]))
+                        .await
+                });
             }
         });
         *self.0.w.dialog.borrow_mut() = Some(dialog.clone());
@@ -782,32 +793,12 @@ impl Window {
                     .unwrap_or_default(),
             )
         };
-        let dialog = adw::MessageDialog::new(
-            Some(&self.0.w.window),
-            Some(&fl!("reset-heading")),
-            Some(&fl!("reset-body", image = image, version = version)),
+        self.confirm(
+            fl!("reset-heading"),
+            fl!("reset-body", image = image, version = version),
+            (fl!("reset-confirm"), adw::ResponseAppearance::Destructive),
+            ("factory-reset", "FactoryReset"),
         );
-        dialog.add_responses(&[
-            ("cancel", &fl!("dialog-cancel")),
-            ("reset", &fl!("reset-confirm")),
-        ]);
-        dialog.set_response_appearance("reset", adw::ResponseAppearance::Destructive);
-        dialog.set_default_response(Some("cancel"));
-        dialog.set_close_response("cancel");
-        let this = self.clone();
-        dialog.connect_response(None, move |_, response| {
-            *this.0.w.dialog.borrow_mut() = None;
-            if response == "reset" {
-                if let Some(b) = this.backend() {
-                    this.start_transaction("factory-reset", async move {
-                        b.start("FactoryReset", options([("reboot", Value::Bool(false))]))
-                            .await
-                    });
-                }
-            }
-        });
-        *self.0.w.dialog.borrow_mut() = Some(dialog.clone());
-        dialog.present();
     }
 
     fn cleanup(&self) {

@@ -723,7 +723,7 @@ mod child {
                 || body.to_string(),
             )?;
             shot(&dialog, "rollback-dialog").await?;
-            dialog.response("rollback");
+            dialog.response("confirm");
             wait_for("restart needed after the rollback", || {
                 hero(win) == Some(Hero::RestartNeeded)
             })
@@ -770,6 +770,42 @@ mod child {
                     .is_some_and(|d| d.pinned)
             })
             .await
+        })
+        .await;
+        step(res, "cleanup_from_the_menu", async {
+            let must_stay: Vec<_> = win
+                .0
+                .state
+                .borrow()
+                .deployments
+                .iter()
+                .filter(|d| d.pinned || d.booted || d.rollback || d.staged)
+                .map(|d| d.digest.clone())
+                .collect();
+            gtk::prelude::WidgetExt::activate_action(&w.window, "win.cleanup", None)
+                .map_err(|e| e.to_string())?;
+            wait_for("the cleanup to run", || {
+                win.0
+                    .state
+                    .borrow()
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.kind == "cleanup")
+            })
+            .await?;
+            wait_for("the cleanup to end", || {
+                win.0.state.borrow().running.is_none()
+            })
+            .await?;
+            let st = win.0.state.borrow();
+            expect("no error", st.error.is_none(), || format!("{:?}", st.error))?;
+            // The pinned and the running, rollback and next-start versions all stay.
+            let now: Vec<_> = st.deployments.iter().map(|d| d.digest.clone()).collect();
+            expect(
+                "versions kept",
+                must_stay.iter().all(|d| now.contains(d)),
+                || format!("{must_stay:?} -> {now:?}"),
+            )
         })
         .await;
         step(res, "factory_reset_dialog_states_what_is_lost", async {

@@ -14,6 +14,8 @@ use std::sync::LazyLock;
 
 pub use i18n_embed_fl;
 
+// Embedded in debug builds too (`debug-embed`): binaries run where the source tree is not,
+// such as the VM tests' guest.
 #[derive(RustEmbed)]
 #[folder = "."]
 #[include = "*/berth.ftl"]

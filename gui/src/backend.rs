@@ -91,12 +91,6 @@ impl Backend {
         runtime::spawn(async move { c.cancel(&path).await }).await
     }
 
-    /// Who started a transaction (uid), to tell the user's own work from the timer's.
-    pub async fn initiator_uid(&self, path: String) -> Result<u32, CallError> {
-        let c = self.client.clone();
-        runtime::spawn(async move { Ok(c.transaction(&path).await?.initiator_uid().await?) }).await
-    }
-
     /// The transaction's kind and, if it already ended, how.
     pub async fn transaction_state(
         &self,

@@ -16,11 +16,6 @@ pub fn deployment_version(d: &Deployment) -> String {
     version_of(d.version.as_deref(), d.digest.as_deref())
 }
 
-/// What a transaction is doing, for the line under the progress bar.
-pub fn phase(phase: &str) -> String {
-    berth_l10n::phase(phase)
-}
-
 /// The big title while a transaction of `kind` runs.
 pub fn running_title(kind: &str, phase: &str) -> String {
     match (kind, phase) {

@@ -904,8 +904,8 @@ impl Window {
                     let r = st.running.clone().unwrap_or_default();
                     let title = present::running_title(&r.kind, &r.phase);
                     let line = match present::bytes(r.bytes_done, r.bytes_total) {
-                        Some(b) => format!("{} · {b}", present::phase(&r.phase)),
-                        None => present::phase(&r.phase),
+                        Some(b) => format!("{} · {b}", berth_l10n::phase(&r.phase)),
+                        None => berth_l10n::phase(&r.phase),
                     };
                     let bar = (r.kind != "check").then_some((r.fraction, line));
                     (

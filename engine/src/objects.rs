@@ -11,12 +11,12 @@
 use crate::error::{Error, Result};
 use ostree::glib;
 use ostree::glib::prelude::*;
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Timestamps, XattrFlags};
+use rustix::fs::{Gid, Uid};
 use sha2::{Digest, Sha256};
-use std::ffi::CString;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,13 +77,9 @@ pub fn dirmeta(meta: &Meta) -> glib::Variant {
     ])
 }
 
-fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::WrongState(format!("path with NUL: {}", p.display())))
-}
-
-fn os_err(what: impl Into<String>) -> Error {
-    Error::io(what, std::io::Error::last_os_error())
+/// Adds `what` as context to a failed system call.
+fn sys_err(what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> Error {
+    move |errno| Error::io(what, errno.into())
 }
 
 /// Writes content objects into a bare repo at `repo` (its `objects/` and `tmp/`). Works
@@ -109,7 +105,9 @@ pub struct ObjectWriter {
 
 /// Staging directories are named `berth-layer-PID-N` and locked (`flock`) by their writer for
 /// its whole life; one nobody holds was left by a writer that died (a kill, a power cut) and is
-/// removed by the next import.
+/// removed by the next import. A new directory exists unlocked for a moment, between its
+/// `mkdir` and its `flock`: writers hold a shared lock on `tmp/` across that moment and the
+/// sweep an exclusive one, so a sweep never takes a directory being born for a dead one.
 const STAGING_PREFIX: &str = "berth-layer-";
 
 static TMP_SERIAL: AtomicU64 = AtomicU64::new(0);
@@ -120,7 +118,13 @@ impl ObjectWriter {
         let open_dir =
             |p: &Path| File::open(p).map_err(|e| Error::io(format!("open {}", p.display()), e));
         let (tmp, objects) = (repo.join("tmp"), repo.join("objects"));
+        let tmp_dir = open_dir(&tmp)?;
+        let lock_tmp = |op| {
+            rustix::fs::flock(&tmp_dir, op).map_err(sys_err(format!("lock {}", tmp.display())))
+        };
+        lock_tmp(FlockOperation::LockExclusive)?;
         remove_stale_staging(&tmp);
+        lock_tmp(FlockOperation::LockShared)?;
         let serial = TMP_SERIAL.fetch_add(1, Ordering::Relaxed);
         let staging = tmp.join(format!("{STAGING_PREFIX}{}-{serial}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
@@ -132,10 +136,11 @@ impl ObjectWriter {
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io(format!("chmod {}", staging.display()), e))?;
         let staging_dir = open_dir(&staging)?;
-        rustix::fs::flock(&staging_dir, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io(format!("lock {}", staging.display()), e.into()))?;
+        rustix::fs::flock(&staging_dir, FlockOperation::LockExclusive)
+            .map_err(sys_err(format!("lock {}", staging.display())))?;
+        lock_tmp(FlockOperation::Unlock)?;
         Ok(ObjectWriter {
-            tmp_dir: open_dir(&tmp)?,
+            tmp_dir,
             objects_dir: open_dir(&objects)?,
             staging_dir,
             staging,
@@ -154,19 +159,12 @@ impl ObjectWriter {
             self.ensure_prefix_dir(&checksum)?;
             let from = Self::staged_name(&checksum);
             let to = Self::relative_path(&checksum);
-            // SAFETY: renameat between our own dir fds with valid C strings.
-            let rc = unsafe {
-                libc::renameat(
-                    self.staging_dir.as_raw_fd(),
-                    from.as_ptr(),
-                    self.objects_dir.as_raw_fd(),
-                    to.as_ptr(),
-                )
-            };
-            if rc != 0 {
-                let dest = self.object_path(&checksum);
-                return Err(os_err(format!("move object into {}", dest.display())));
-            }
+            rustix::fs::renameat(&self.staging_dir, &from, &self.objects_dir, &to).map_err(
+                sys_err(format!(
+                    "move object into {}",
+                    self.object_path(&checksum).display()
+                )),
+            )?;
         }
         self.published = true;
         let _ = std::fs::remove_dir(&self.staging);
@@ -174,69 +172,54 @@ impl ObjectWriter {
     }
 
     /// `CHECKSUM.file`, relative to the staging directory.
-    fn staged_name(checksum: &str) -> CString {
-        CString::new(format!("{checksum}.file")).expect("hex")
+    fn staged_name(checksum: &str) -> String {
+        format!("{checksum}.file")
     }
 
     /// `XX/REST.file` for a checksum, relative to `objects/`.
-    fn relative_path(checksum: &str) -> CString {
-        CString::new(format!("{}/{}.file", &checksum[..2], &checksum[2..])).expect("hex")
+    fn relative_path(checksum: &str) -> String {
+        format!("{}/{}.file", &checksum[..2], &checksum[2..])
     }
 
     /// The file type and size of what is stored under `checksum`, if anything.
-    fn stored(&self, checksum: &str) -> Option<(libc::mode_t, u64)> {
+    fn stored(&self, checksum: &str) -> Option<(FileType, u64)> {
         let rel = Self::relative_path(checksum);
-        // SAFETY: fstatat into a stack buffer on our own dir fd.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::fstatat(
-                self.objects_dir.as_raw_fd(),
-                rel.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        (rc == 0).then_some((st.st_mode & libc::S_IFMT, st.st_size as u64))
+        let st = rustix::fs::statat(&self.objects_dir, &rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        Some((FileType::from_raw_mode(st.st_mode), st.st_size as u64))
     }
 
     fn object_path(&self, checksum: &str) -> PathBuf {
-        self.objects
-            .join(OsStr::from_bytes(Self::relative_path(checksum).as_bytes()))
+        self.objects.join(Self::relative_path(checksum))
     }
 
     fn ensure_prefix_dir(&self, checksum: &str) -> Result<()> {
-        let prefix = CString::new(&checksum[..2]).expect("hex");
-        // SAFETY: mkdirat on our own dir fd with a valid C string.
-        if unsafe { libc::mkdirat(self.objects_dir.as_raw_fd(), prefix.as_ptr(), 0o755) } != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::AlreadyExists {
+        match rustix::fs::mkdirat(
+            &self.objects_dir,
+            &checksum[..2],
+            Mode::from_raw_mode(0o755),
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+            Err(e) => {
                 let dir = self.objects.join(&checksum[..2]);
-                return Err(Error::io(format!("create {}", dir.display()), err));
+                Err(sys_err(format!("create {}", dir.display()))(e))
             }
         }
-        Ok(())
     }
 
     /// Writes a regular file object of `size` bytes read from `content`; returns its
     /// checksum. The content is hashed as it is written.
     pub fn regular(&mut self, meta: &Meta, size: u64, content: &mut impl Read) -> Result<String> {
-        // SAFETY: openat on our own dir fd; the fd is owned right after.
-        let fd = unsafe {
-            libc::openat(
-                self.tmp_dir.as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd < 0 {
-            return Err(os_err(format!(
-                "create a temporary file in {}",
-                self.tmp.display()
-            )));
-        }
-        // SAFETY: fd was just returned by openat and is not owned elsewhere.
-        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd = rustix::fs::openat(
+            &self.tmp_dir,
+            ".",
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(sys_err(format!(
+            "create a temporary file in {}",
+            self.tmp.display()
+        )))?;
+        let mut file = File::from(fd);
         let mut hasher = Sha256::new();
         hasher.update(file_header(meta, ""));
         let mut left = size;
@@ -252,7 +235,7 @@ impl ObjectWriter {
         }
         let checksum = hex::encode(hasher.finalize());
         match self.stored(&checksum) {
-            Some((libc::S_IFREG, len)) if len == size => {}
+            Some((FileType::RegularFile, len)) if len == size => {}
             None => self.link_regular(&file, meta, &checksum)?,
             Some(_) => {
                 // Objects are published before the import's single sync: a power cut in
@@ -270,7 +253,7 @@ impl ObjectWriter {
     pub fn symlink(&mut self, meta: &Meta, target: &str) -> Result<String> {
         let checksum = hex::encode(Sha256::digest(file_header(meta, target)));
         // Anything else under this name is replaced when the layer is published.
-        if matches!(self.stored(&checksum), Some((libc::S_IFLNK, _))) {
+        if matches!(self.stored(&checksum), Some((FileType::Symlink, _))) {
             return Ok(checksum);
         }
         let tmp = self
@@ -281,15 +264,19 @@ impl ObjectWriter {
         }
         std::os::unix::fs::symlink(target, &tmp)
             .map_err(|e| Error::io(format!("create symlink {}", tmp.display()), e))?;
-        let c = cstr(&tmp)?;
-        // SAFETY: valid C string; lchown does not follow the link.
-        if unsafe { libc::lchown(c.as_ptr(), meta.uid, meta.gid) } != 0 {
-            return Err(os_err(format!("chown {}", tmp.display())));
+        let (uid, gid) = owner(meta)?;
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            &tmp,
+            Some(uid),
+            Some(gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(sys_err(format!("chown {}", tmp.display())))?;
+        for (name, value) in &meta.xattrs {
+            rustix::fs::lsetxattr(&tmp, name.as_slice(), value, XattrFlags::empty())
+                .map_err(sys_err(format!("set xattr on {}", tmp.display())))?;
         }
-        set_xattrs(meta, &tmp.display().to_string(), |name, value| {
-            // SAFETY: valid C strings, pointer and length.
-            unsafe { libc::lsetxattr(c.as_ptr(), name, value.as_ptr().cast(), value.len(), 0) }
-        })?;
         self.staged.push(checksum.clone());
         Ok(checksum)
     }
@@ -299,52 +286,32 @@ impl ObjectWriter {
     /// Gives the anonymous file its owner, mode, xattrs and mtime 0, and links it into the
     /// staging directory.
     fn link_regular(&mut self, file: &File, meta: &Meta, checksum: &str) -> Result<()> {
-        let fd = file.as_raw_fd();
-        // SAFETY: syscalls on an fd we own; chown first, as it clears set-id bits.
-        unsafe {
-            if libc::fchown(fd, meta.uid, meta.gid) != 0 {
-                return Err(os_err("chown object"));
-            }
-            if libc::fchmod(fd, meta.mode & 0o7777) != 0 {
-                return Err(os_err("chmod object"));
-            }
+        // chown first: it clears set-id bits.
+        let (uid, gid) = owner(meta)?;
+        rustix::fs::fchown(file, Some(uid), Some(gid)).map_err(sys_err("chown object"))?;
+        rustix::fs::fchmod(file, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(sys_err("chmod object"))?;
+        for (name, value) in &meta.xattrs {
+            rustix::fs::fsetxattr(file, name.as_slice(), value, XattrFlags::empty())
+                .map_err(sys_err("set xattr on object"))?;
         }
-        set_xattrs(meta, "object", |name, value| {
-            // SAFETY: our fd, a valid C string, pointer and length.
-            unsafe { libc::fsetxattr(fd, name, value.as_ptr().cast(), value.len(), 0) }
-        })?;
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+        let zero = rustix::fs::Timespec::default();
+        let times = Timestamps {
+            last_access: zero,
+            last_modification: zero,
         };
-        // SAFETY: two valid timespecs.
-        if unsafe { libc::futimens(fd, [zero, zero].as_ptr()) } != 0 {
-            return Err(os_err("set object mtime"));
-        }
+        rustix::fs::futimens(file, &times).map_err(sys_err("set object mtime"))?;
+        // AT_EMPTY_PATH links the anonymous file itself (root has the capability it needs).
         let name = Self::staged_name(checksum);
-        // SAFETY: AT_EMPTY_PATH links the anonymous file itself (root has the capability
-        // it needs); both fds and strings are valid.
-        let rc = unsafe {
-            libc::linkat(
-                fd,
-                c"".as_ptr(),
-                self.staging_dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
+        match rustix::fs::linkat(file, "", &self.staging_dir, &name, AtFlags::EMPTY_PATH) {
+            Ok(()) => self.staged.push(checksum.to_string()),
             // The layer holds the same content twice: staged already, same bytes.
-            if err.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(Error::io(
-                    format!("link object into {}", self.staging.display()),
-                    err,
-                ));
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                let what = format!("link object into {}", self.staging.display());
+                return Err(sys_err(what)(e));
             }
-            return Ok(());
         }
-        self.staged.push(checksum.to_string());
         Ok(())
     }
 }
@@ -355,6 +322,17 @@ impl Drop for ObjectWriter {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// The owner of an object. -1 is no id: `chown` would read it as "leave unchanged".
+fn owner(meta: &Meta) -> Result<(Uid, Gid)> {
+    if meta.uid == u32::MAX || meta.gid == u32::MAX {
+        return Err(Error::Unsupported(format!(
+            "owner {}:{} (-1 is not an id)",
+            meta.uid, meta.gid
+        )));
+    }
+    Ok((Uid::from_raw(meta.uid), Gid::from_raw(meta.gid)))
 }
 
 /// Removes staging directories whose writer died (a kill, a power cut): those nobody locks.
@@ -369,36 +347,40 @@ fn remove_stale_staging(tmp: &Path) {
         let Ok(dir) = File::open(e.path()) else {
             continue;
         };
-        let free =
-            rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+        let free = rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_ok();
         if free {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
 
-/// Applies `meta`'s xattrs with `set(name, value)` (an `*setxattr` call returning 0 or -1).
-fn set_xattrs(
-    meta: &Meta,
-    what: &str,
-    set: impl Fn(*const libc::c_char, &[u8]) -> libc::c_int,
-) -> Result<()> {
-    for (name, value) in &meta.xattrs {
-        let n = CString::new(name.clone())
-            .map_err(|_| Error::WrongState("xattr name with NUL".into()))?;
-        if set(n.as_ptr(), value) != 0 {
-            return Err(os_err(format!("set xattr on {what}")));
-        }
-    }
-    Ok(())
-}
-
 /// Flushes the objects written so far to disk before a commit refers to them.
 pub fn sync(repo: &Path) -> Result<()> {
     let dir = File::open(repo).map_err(|e| Error::io(format!("open {}", repo.display()), e))?;
-    // SAFETY: syncfs on an fd we own.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-        return Err(os_err("sync the repository's filesystem"));
+    rustix::fs::syncfs(&dir).map_err(sys_err("sync the repository's filesystem"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers created side by side (one per layer) each sweep `tmp/` for dead writers'
+    /// directories: none may take another's directory for a dead one while it is being born.
+    #[test]
+    fn concurrent_writers_keep_their_staging_directories() {
+        let repo = tempfile::tempdir().unwrap();
+        for dir in ["tmp", "objects"] {
+            std::fs::create_dir(repo.path().join(dir)).unwrap();
+        }
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..300 {
+                        let writer = ObjectWriter::new(repo.path()).unwrap();
+                        assert!(writer.staging.is_dir(), "{}", writer.staging.display());
+                    }
+                });
+            }
+        });
     }
-    Ok(())
 }

@@ -124,6 +124,8 @@ pub trait Manager {
     #[zbus(property)]
     fn cached_update(&self) -> zbus::Result<Options>;
     #[zbus(property)]
+    fn last_check(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
     fn automatic_updates(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn active_transaction(&self) -> zbus::Result<OwnedObjectPath>;

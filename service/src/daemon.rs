@@ -170,6 +170,7 @@ impl Daemon {
                 v(Value::from(state::deployment_dict(state::rollback(&facts)))),
             ),
             ("CachedUpdate", v(Value::from(state::cached_update(&facts)))),
+            ("LastCheck", v(Value::from(facts.last_check_time))),
             (
                 "AutomaticUpdates",
                 v(Value::from(facts.automatic_updates.clone())),
@@ -239,6 +240,9 @@ impl Daemon {
         let mut inner = self.lock();
         inner.facts.last_check_on = crate::state::checked_on(&inner.facts);
         inner.facts.last_check = Some(c);
+        inner.facts.last_check_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
     }
 
     pub fn set_automatic_updates(&self, policy: &str) {

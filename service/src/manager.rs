@@ -393,6 +393,10 @@ impl ManagerObject {
         state::cached_update(&self.d.facts())
     }
     #[zbus(property)]
+    fn last_check(&self) -> u64 {
+        self.d.facts().last_check_time
+    }
+    #[zbus(property)]
     fn automatic_updates(&self) -> String {
         self.d.facts().automatic_updates
     }

@@ -17,6 +17,8 @@ pub struct Facts {
     /// The booted and staged image digests when `last_check` ran: a check answers for the
     /// system as it was, so it no longer counts once either changed (a reboot, an update).
     pub last_check_on: (Option<String>, Option<String>),
+    /// When a check last succeeded (seconds since the epoch), whoever asked for it.
+    pub last_check_time: u64,
     /// (D-Bus error name, message) of the last failed transaction, until one succeeds.
     pub last_error: Option<(String, String)>,
     /// Phase of the running transaction, with its kind.

@@ -53,13 +53,21 @@ async fn update_reboot_rollback_with_progress_seen_by_two_watchers() {
     assert_eq!(m.state().await.unwrap(), state::IDLE);
     assert_eq!(text(&m.booted().await.unwrap(), "version"), "1");
     assert!(m.staged().await.unwrap().is_empty());
+    assert_eq!(m.last_check().await.unwrap(), 0, "no check yet");
 
     // Check: finds v... nothing, v1 is the newest tag the booted image follows.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let check = svc
         .finish(m.check(options([])).await.unwrap().as_str())
         .await;
     assert!(check.success, "{check:?}");
     assert_eq!(check.result["updateAvailable"], false);
+    // When it ran, even with nothing found (clients say "Last checked ...").
+    let checked = m.last_check().await.unwrap();
+    assert!(checked >= before && checked <= before + 600, "{checked}");
 
     // Switch to :2 (a different tag) with two independent watchers.
     let (a, b) = (svc.connect().await, svc.connect().await);

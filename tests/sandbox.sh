@@ -29,6 +29,22 @@ berth_sandbox_setup() {
     fi
     uid=$((uid + 1))
   done
+  # Web console users (Cockpit's PAM login needs a home and a password): berth-operator may
+  # use sudo, i.e. turn on Cockpit's administrative access; berth-viewer may not.
+  local web_hash
+  web_hash=$(openssl passwd -6 berth-web-pw)
+  for user in berth-operator berth-viewer; do
+    if ! grep -q "^$user:" "$dir/etc/passwd"; then
+      mkdir -p "$dir/home/$user"
+      echo "$user:x:$uid:$uid:Berth web console test user:$dir/home/$user:/bin/bash" >>"$dir/etc/passwd"
+      echo "$user:x:$uid:" >>"$dir/etc/group"
+      echo "$user:$web_hash:20000:0:99999:7:::" >>"$dir/etc/shadow"
+      chown "$uid:$uid" "$dir/home/$user"
+      chmod 0700 "$dir/home/$user"
+    fi
+    uid=$((uid + 1))
+  done
+  sed -i -E '/^sudo:/{/berth-operator/!{s/:$/:berth-operator/;t;s/$/,berth-operator/}}' "$dir/etc/group"
   for f in passwd group shadow; do
     mount --bind "$dir/etc/$f" "/etc/$f"
   done

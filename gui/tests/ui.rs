@@ -39,14 +39,12 @@ fn main() {
 const PATIENCE: Duration = Duration::from_secs(120);
 
 mod parent {
-    use super::common::service::{berth_bin, Service};
+    use super::common::control;
+    use super::common::service::Service;
     use berth_testkit::bus::{as_user, users};
-    use std::io::{BufRead, BufReader, Write};
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::net::UnixListener;
     use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::{Command, Stdio};
 
     pub fn run() -> i32 {
         for tool in ["xvfb-run", "Xvfb", "dbus-run-session"] {
@@ -125,9 +123,7 @@ mod parent {
         home: &Path,
     ) -> bool {
         let control = svc.env.dir.join(format!("control-{scenario}.sock"));
-        let listener = UnixListener::bind(&control).unwrap();
-        std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o666)).unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let listener = control::listen(&control);
         let exe = std::env::current_exe().unwrap();
         let mut child = as_user(user, "xvfb-run")
             .args([
@@ -158,104 +154,7 @@ mod parent {
             )
             .spawn()
             .expect("start the app under xvfb-run");
-        // Serve the child's requests until it exits.
-        let started = Instant::now();
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break Some(s),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if child.try_wait().unwrap().is_some() || started.elapsed() > super::PATIENCE {
-                        break None;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("control socket: {e}"),
-            }
-        };
-        if let Some(stream) = stream {
-            stream.set_nonblocking(false).unwrap();
-            let mut writer = stream.try_clone().unwrap();
-            let mut cli: Option<Child> = None;
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                let reply = rt.block_on(serve(svc, &mut cli, line.trim()));
-                let _ = writeln!(writer, "{reply}");
-            }
-            if let Some(mut c) = cli {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        let _ = std::fs::remove_file(&control);
-        let status = child.wait().unwrap();
-        status.success()
-    }
-
-    fn retag(svc: &Service, from: &str) -> Result<(), String> {
-        let reg = &svc.env.registry.addr;
-        let st = Command::new("skopeo")
-            .args([
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("docker://{reg}/berth/demo:{from}"),
-                &format!("docker://{reg}/berth/demo:1"),
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| e.to_string())?;
-        st.success().then_some(()).ok_or("skopeo failed".into())
-    }
-
-    /// One request of the child: fixed words only, never passed to a shell.
-    async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> String {
-        let result: Result<(), String> = match request {
-            "publish 2" => retag(svc, "2"),
-            "publish 3" => retag(svc, "3"),
-            "publish big" => {
-                svc.push_big();
-                retag(svc, "big")
-            }
-            "cli-update" => as_user(users::GRANTED, berth_bin().to_str().unwrap())
-                .args(["--no-ask-password", "update"])
-                .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map(|c| *cli = Some(c))
-                .map_err(|e| e.to_string()),
-            "cli-wait" => match cli.take() {
-                Some(mut c) => match c.wait() {
-                    Ok(s) if s.success() => Ok(()),
-                    Ok(s) => Err(format!("berth update: {s}")),
-                    Err(e) => Err(e.to_string()),
-                },
-                None => Err("no CLI running".into()),
-            },
-            "kill-berthd" => {
-                if let Some(mut b) = svc.berthd.take() {
-                    b.kill();
-                }
-                Ok(())
-            }
-            "start-berthd" => {
-                svc.start_berthd();
-                Ok(())
-            }
-            "automatic-updates" => {
-                let m = svc.manager().await;
-                return match m.automatic_updates().await {
-                    Ok(p) => format!("ok {p}"),
-                    Err(e) => format!("error {e}"),
-                };
-            }
-            other => Err(format!("unknown request {other:?}")),
-        };
-        match result {
-            Ok(()) => "ok".into(),
-            Err(e) => format!("error {e}"),
-        }
+        control::serve_client(rt, svc, listener, &mut child, super::PATIENCE).success()
     }
 }
 

@@ -176,3 +176,22 @@ cli-update-available = Aktualisierung verfügbar: { $image } Version { $version 
 cli-no-update = Keine Aktualisierung: { $image } ist aktuell.
 cli-monitor-finished = { $path }: fertig
 cli-monitor-failed = { $path }: fehlgeschlagen: { $message }
+
+## Die Cockpit-Seite (cockpit-plugin/)
+
+cockpit-menu-label = Abbild-Aktualisierungen
+cockpit-install = Aktualisierung installieren
+cockpit-last-checked = Zuletzt gesucht
+cockpit-pinned = Angeheftet
+cockpit-pin = Anheften
+cockpit-unpin = Lösen
+cockpit-cleanup = Alte Versionen entfernen
+cockpit-switch-title = Zu einem anderen Abbild wechseln
+cockpit-switch-label = Abbild
+cockpit-switch-help = Das System folgt ab jetzt diesem Abbild. Seine neueste Version wird heruntergeladen und startet beim nächsten Neustart.
+cockpit-switch-button = Wechseln
+cockpit-reset-title = Auf Werkseinstellungen zurücksetzen
+cockpit-reset-description = Dieses System kehrt zum Abbild zurück, wie es gebaut wurde: Alle Änderungen in /etc und alle Daten in /var werden beim nächsten Neustart verworfen.
+cockpit-limited-title = Änderungen erfordern Administratorrechte
+cockpit-limited-body = Sie sehen den Stand der Aktualisierungen. Um zu suchen, zu installieren, zurückzukehren oder Einstellungen zu ändern, schalten Sie oben auf der Seite den administrativen Zugriff ein.
+cockpit-retrying = Die Seite verbindet sich wieder, sobald er zurück ist.

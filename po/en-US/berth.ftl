@@ -176,3 +176,22 @@ cli-update-available = Update available: { $image } version { $version } ({ $dig
 cli-no-update = No update: { $image } is current.
 cli-monitor-finished = { $path }: finished
 cli-monitor-failed = { $path }: failed: { $message }
+
+## The Cockpit page (cockpit-plugin/)
+
+cockpit-menu-label = Image updates
+cockpit-install = Install update
+cockpit-last-checked = Last checked
+cockpit-pinned = Pinned
+cockpit-pin = Pin
+cockpit-unpin = Unpin
+cockpit-cleanup = Clean up old versions
+cockpit-switch-title = Switch to another image
+cockpit-switch-label = Image
+cockpit-switch-help = The system follows this image from now on. Its newest version is downloaded and starts at the next restart.
+cockpit-switch-button = Switch
+cockpit-reset-title = Factory reset
+cockpit-reset-description = Return this system to the image as it was built: every change in /etc and all data in /var are discarded at the next restart.
+cockpit-limited-title = Changes need administrative access
+cockpit-limited-body = You can see the state of updates. To check, install, roll back or change settings, turn on administrative access with the button at the top of the page.
+cockpit-retrying = The page reconnects as soon as it is back.

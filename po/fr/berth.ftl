@@ -176,3 +176,22 @@ cli-update-available = Mise à jour disponible : { $image } version { $version }
 cli-no-update = Pas de mise à jour : { $image } est à jour.
 cli-monitor-finished = { $path } : terminé
 cli-monitor-failed = { $path } : échec : { $message }
+
+## La page Cockpit (cockpit-plugin/)
+
+cockpit-menu-label = Mises à jour de l’image
+cockpit-install = Installer la mise à jour
+cockpit-last-checked = Dernière recherche
+cockpit-pinned = Épinglée
+cockpit-pin = Épingler
+cockpit-unpin = Désépingler
+cockpit-cleanup = Supprimer les anciennes versions
+cockpit-switch-title = Passer à une autre image
+cockpit-switch-label = Image
+cockpit-switch-help = Le système suit désormais cette image. Sa version la plus récente est téléchargée et démarre au prochain redémarrage.
+cockpit-switch-button = Changer
+cockpit-reset-title = Réinitialisation d’usine
+cockpit-reset-description = Ce système revient à l’image telle qu’elle a été construite : toutes les modifications de /etc et toutes les données de /var sont supprimées au prochain redémarrage.
+cockpit-limited-title = Les modifications demandent un accès administrateur
+cockpit-limited-body = Vous voyez l’état des mises à jour. Pour rechercher, installer, revenir en arrière ou modifier les réglages, activez l’accès administrateur avec le bouton en haut de la page.
+cockpit-retrying = La page se reconnecte dès qu’il est de retour.

@@ -68,6 +68,50 @@ fn used_ids() -> BTreeSet<String> {
     ids
 }
 
+/// Files under `dir` (relative to the repository) with extension `ext`.
+fn sources(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![po().join("..").join(dir)];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|e| e == ext) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The Cockpit page's string literals that look like message ids ("cockpit-pin",
+/// "error-network"), and the ids it asks for directly with `_("id"`.
+fn cockpit_ids() -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut literals, mut asked) = (BTreeSet::new(), BTreeSet::new());
+    let is_id = |s: &str| {
+        s.contains('-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let build_script = po().join("../cockpit-plugin/build.mjs");
+    for p in sources("cockpit-plugin/src", "js")
+        .into_iter()
+        .chain(sources("cockpit-plugin/src", "jsx"))
+        .chain([build_script])
+    {
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (i, part) in text.split('"').enumerate() {
+            if i % 2 == 1 && is_id(part) {
+                literals.insert(part.to_string());
+            }
+        }
+        for part in text.split("_(\"").skip(1) {
+            if let Some(end) = part.find('"') {
+                asked.insert(part[..end].to_string());
+            }
+        }
+    }
+    (literals, asked)
+}
+
 fn locales() -> Vec<String> {
     let mut l: Vec<String> = std::fs::read_dir(po())
         .unwrap()
@@ -113,7 +157,8 @@ fn every_locale_has_exactly_the_messages_and_arguments_of_en_us() {
 #[test]
 fn every_message_is_used_by_the_code() {
     let reference = messages(&po().join("en-US/berth.ftl"));
-    let used = used_ids();
+    let mut used = used_ids();
+    used.extend(cockpit_ids().0);
     let unused: Vec<_> = reference.keys().filter(|id| !used.contains(*id)).collect();
     assert!(unused.is_empty(), "messages no code uses: {unused:?}");
     // fl! already refuses unknown ids at compile time; this catches the scanner going blind.
@@ -121,6 +166,26 @@ fn every_message_is_used_by_the_code() {
         used.len() > 100,
         "found only {} ids in the code",
         used.len()
+    );
+}
+
+/// JavaScript has no `fl!` to refuse an unknown id at build time: this does.
+#[test]
+fn every_message_the_cockpit_page_asks_for_exists() {
+    let reference = messages(&po().join("en-US/berth.ftl"));
+    let (_, asked) = cockpit_ids();
+    let unknown: Vec<_> = asked
+        .iter()
+        .filter(|id| !reference.contains_key(*id))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "unknown ids in cockpit-plugin/src: {unknown:?}"
+    );
+    assert!(
+        asked.len() > 30,
+        "found only {} ids in the page",
+        asked.len()
     );
 }
 

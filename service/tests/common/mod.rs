@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod control;
 pub mod service;
 
 use berth_engine::{progress, Cancel, Config, Engine, ImageRef, InstallOptions};

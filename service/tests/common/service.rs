@@ -57,16 +57,29 @@ impl Service {
     }
 
     pub async fn start_with_idle(name: &str, idle_timeout: u64) -> Service {
-        Self::start_installed(name, idle_timeout, false).await
+        Self::start_installed(name, idle_timeout, false, None).await
     }
 
     /// berthd serving a system installed from demo:1 through the slow proxy, so every
     /// update of it downloads at `SLOW_RATE`.
     pub async fn start_following_slow(name: &str) -> Service {
-        Self::start_installed(name, 0, true).await
+        Self::start_installed(name, 0, true, None).await
     }
 
-    async fn start_installed(name: &str, idle_timeout: u64, through_slow: bool) -> Service {
+    /// Like [`start_following_slow`](Self::start_following_slow), with the bus at the
+    /// system bus's default path (a private /run/dbus in the test namespace), for clients
+    /// that cannot be told another address (sudo wipes the environment).
+    pub async fn start_following_slow_on_default_bus(name: &str) -> Service {
+        let socket = PathBuf::from("/run/dbus/system_bus_socket");
+        Self::start_installed(name, 0, true, Some(socket)).await
+    }
+
+    async fn start_installed(
+        name: &str,
+        idle_timeout: u64,
+        through_slow: bool,
+        socket: Option<PathBuf>,
+    ) -> Service {
         let mut env = Env::new(name);
         let slow = Proxy::start(&env.registry.addr, Fault::Throttle(SLOW_RATE)).unwrap();
         env.config.insecure_registries.push(slow.addr.clone());
@@ -85,7 +98,11 @@ impl Service {
             ),
         )
         .unwrap();
-        let bus = Bus::start(&env.dir.join("bus"), &BusOptions::default()).unwrap();
+        let opts = BusOptions {
+            socket,
+            ..Default::default()
+        };
+        let bus = Bus::start(&env.dir.join("bus"), &opts).unwrap();
         let berthd =
             Berthd::start(&berthd_bin(), &bus, &env.sysroot(), &config, idle_timeout).unwrap();
         let conn = zbus::connection::Builder::address(bus.address.as_str())

@@ -313,6 +313,11 @@ pub mod users {
     pub const ADMIN_PASSWORD: &str = "berth-admin-pw";
     /// The desktop app's test user: every Berth action granted (tests/polkit rules).
     pub const DESKTOP: &str = "berth-desktop";
+    /// Web console users (tests/sandbox.sh): the operator may use sudo, i.e. Cockpit's
+    /// administrative access; the viewer may not.
+    pub const OPERATOR: &str = "berth-operator";
+    pub const VIEWER: &str = "berth-viewer";
+    pub const WEB_PASSWORD: &str = "berth-web-pw";
 }
 
 /// Runs a command as `user` (no session, like a cron job or an ssh command without logind).

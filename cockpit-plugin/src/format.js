@@ -1,0 +1,56 @@
+// How berthd's facts read on the page: sizes, phases, dates, versions.
+import { _, locale } from "./l10n.js";
+
+/// "1.5 GB", "340 kB": decimal units, as the desktop app and the CLI print them.
+export function size(bytes) {
+    if (bytes >= 1e9) return _("size-gb", { size: (bytes / 1e9).toFixed(1) });
+    if (bytes >= 1e6) return _("size-mb", { size: (bytes / 1e6).toFixed(1) });
+    if (bytes >= 1e3) return _("size-kb", { size: (bytes / 1e3).toFixed(0) });
+    return _("size-bytes", { size: String(bytes) });
+}
+
+const PHASES = ["queued", "checking", "downloading", "importing", "staging", "cleanup", "done"];
+
+export function phase(name) {
+    return _(PHASES.includes(name) ? `phase-${name}` : "phase-working");
+}
+
+/// The big title while a transaction of `kind` runs in `phaseName`.
+export function runningTitle(kind, phaseName) {
+    if (kind === "check") return _("hero-checking");
+    if (kind === "update" || kind === "switch") {
+        return ["downloading", "queued", "checking"].includes(phaseName)
+            ? _("hero-downloading")
+            : _("hero-installing");
+    }
+    const titles = {
+        rollback: "hero-rolling-back",
+        "factory-reset": "hero-resetting",
+        cleanup: "hero-cleaning-up",
+    };
+    return _(titles[kind] || "hero-working");
+}
+
+/// The first 12 hex digits of a digest, as every Berth client shows it.
+export function shortDigest(digest) {
+    if (!digest) return "";
+    const hex = digest.includes(":") ? digest.split(":")[1] : digest;
+    return hex.slice(0, 12);
+}
+
+export function version(v, digest) {
+    return v || shortDigest(digest) || _("unknown");
+}
+
+/// An RFC 3339 build time as a local date ("1 December 2026").
+export function date(rfc3339) {
+    const d = rfc3339 ? new Date(rfc3339) : null;
+    return d && !isNaN(d) ? d.toLocaleDateString(locale, { dateStyle: "long" }) : "";
+}
+
+/// Seconds since the epoch as a local date and time.
+export function dateTime(seconds) {
+    return new Date(seconds * 1000).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export const POLICIES = ["off", "check", "download", "apply"];

@@ -1,0 +1,144 @@
+//! Requests a client under test (the GTK app, the Cockpit page's browser script) sends to the
+//! harness that owns berthd and the registry: one line each on a Unix socket, answered with
+//! "ok", "ok VALUE" or "error WHY". Fixed words only, never passed to a shell.
+
+use super::service::{berth_bin, Service};
+use berth_testkit::bus::{as_user, users};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The control socket at `path`, which any user may connect to. Bind it before starting the
+/// client.
+pub fn listen(path: &Path) -> UnixListener {
+    let listener = UnixListener::bind(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+/// Serves `client`'s requests on `listener` until it closes the connection; returns the
+/// client's exit status. Gives up waiting for the connection after `patience`, or when the
+/// client exits first.
+pub fn serve_client(
+    rt: &tokio::runtime::Runtime,
+    svc: &mut Service,
+    listener: UnixListener,
+    client: &mut Child,
+    patience: Duration,
+) -> std::process::ExitStatus {
+    let started = Instant::now();
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if client.try_wait().unwrap().is_some() || started.elapsed() > patience {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("control socket: {e}"),
+        }
+    };
+    if let Some(stream) = stream {
+        stream.set_nonblocking(false).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut cli: Option<Child> = None;
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let reply = rt.block_on(serve(svc, &mut cli, line.trim()));
+            let _ = writeln!(writer, "{reply}");
+        }
+        if let Some(mut c) = cli {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    if let Ok(addr) = listener.local_addr() {
+        if let Some(path) = addr.as_pathname() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    client.wait().unwrap()
+}
+
+/// Makes `from` the newest version the booted image (`berth/demo:1`) follows.
+fn retag(svc: &Service, from: &str) -> Result<(), String> {
+    let reg = &svc.env.registry.addr;
+    let st = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{reg}/berth/demo:{from}"),
+            &format!("docker://{reg}/berth/demo:1"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    st.success().then_some(()).ok_or("skopeo failed".into())
+}
+
+async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> String {
+    let result: Result<(), String> = match request {
+        "publish 2" => retag(svc, "2"),
+        "publish 3" => retag(svc, "3"),
+        "publish big" => {
+            svc.push_big();
+            retag(svc, "big")
+        }
+        // An update by someone else: a granted user with the CLI.
+        "cli-update" => as_user(users::GRANTED, berth_bin().to_str().unwrap())
+            .args(["--no-ask-password", "update"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(|c| *cli = Some(c))
+            .map_err(|e| e.to_string()),
+        "cli-wait" => match cli.take() {
+            Some(mut c) => match c.wait() {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("berth update: {s}")),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("no CLI running".into()),
+        },
+        "kill-berthd" => {
+            if let Some(mut b) = svc.berthd.take() {
+                b.kill();
+            }
+            Ok(())
+        }
+        "start-berthd" => {
+            svc.start_berthd();
+            Ok(())
+        }
+        "automatic-updates" => {
+            let m = svc.manager().await;
+            return match m.automatic_updates().await {
+                Ok(p) => format!("ok {p}"),
+                Err(e) => format!("error {e}"),
+            };
+        }
+        "booted-version" => {
+            let m = svc.manager().await;
+            return match m.booted().await {
+                Ok(b) => match b.get("version").map(|v| String::try_from(v.clone())) {
+                    Some(Ok(v)) => format!("ok {v}"),
+                    _ => "ok ".into(),
+                },
+                Err(e) => format!("error {e}"),
+            };
+        }
+        other => Err(format!("unknown request {other:?}")),
+    };
+    match result {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error {e}"),
+    }
+}

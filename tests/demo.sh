@@ -9,11 +9,23 @@
 # tests/demo.sh --app: the same sandbox, then the desktop app (System Updates) on your screen
 # ($DISPLAY or $WAYLAND_DISPLAY) against the demo's berthd, with version 2 waiting; close the
 # window to end the demo. Without a screen, tests/ui/screenshots.sh shows the app instead.
+#
+# tests/demo.sh --cockpit: the same sandbox, then the web console (Cockpit) with the "Image
+# updates" page on http://127.0.0.1:9090 (BERTH_DEMO_PORT to change it; loopback only),
+# version 2 waiting. Log in as berth-operator (may use sudo: turn on administrative access
+# with the same password) or berth-viewer, password berth-web-pw. Ctrl-C ends the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 if [ "${1:-}" != "--inside" ]; then
-  app=""
+  app="" cockpit=""
+  if [ "${1:-}" = "--cockpit" ]; then
+    cockpit=1
+    [ -x /usr/lib/cockpit/cockpit-ws ] || { echo "--cockpit needs Cockpit: run .ci/install-deps" >&2; exit 2; }
+    echo "Building the Cockpit page (cockpit-plugin/, esbuild)."
+    [ -d cockpit-plugin/node_modules ] || (cd cockpit-plugin && npm ci --no-audit --no-fund)
+    node cockpit-plugin/build.mjs
+  fi
   if [ "${1:-}" = "--app" ]; then
     app=1
     if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
@@ -26,7 +38,7 @@ if [ "${1:-}" != "--inside" ]; then
   fi
   # cargo names each crate as it compiles it, so the first build shows it is moving.
   cargo build --locked -p berthd -p berth -p berth-testkit ${app:+-p berth-gui}
-  BERTH_DEMO_APP=$app exec unshare --mount --propagation private "$0" --inside
+  BERTH_DEMO_APP=$app BERTH_DEMO_COCKPIT=$cockpit exec unshare --mount --propagation private "$0" --inside
 fi
 W=$(mktemp -d /tmp/berth-demo.XXXXXX)
 PIDS=()
@@ -67,6 +79,38 @@ BERTH_LOG=info target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroo
 PIDS+=($!)
 for _ in $(seq 200); do busctl status org.berth.Berth1 >/dev/null 2>&1 && break; sleep 0.05; done
 busctl status org.berth.Berth1 >/dev/null || { cat "$W/berthd.log"; exit 1; }
+
+if [ -n "${BERTH_DEMO_COCKPIT:-}" ]; then
+  skopeo copy -q --dest-tls-verify=false "oci:$W/layout:2" "docker://$REG/demo/os:stable"
+  step "Version 2 is published. Starting the web console with the Image updates page"
+  for user in berth-operator berth-viewer; do
+    home=$(getent passwd "$user" | cut -d: -f6)
+    mkdir -p "$home/.local/share/cockpit"
+    cp -r cockpit-plugin/dist "$home/.local/share/cockpit/berth"
+    # A session bus, as a real login's user manager gives (Cockpit's Services page opens it);
+    # the login's PAM stack reads its address from ~/.pam_environment.
+    echo "DBUS_SESSION_BUS_ADDRESS DEFAULT=unix:path=$home/.session-bus" > "$home/.pam_environment"
+    chown -R "$user:" "$home/.local" "$home/.pam_environment"
+    as_user "$user" dbus-daemon --session --nofork --nopidfile --address="unix:path=$home/.session-bus" &
+    PIDS+=($!)
+  done
+  mkdir -p "$W/cockpit-config/cockpit"
+  # No TLS on loopback; no systemd socket for sessions, so ws starts cockpit-session itself.
+  printf '[WebService]\nAllowUnencrypted = true\nLoginTitle = Berth demo\n\n[basic]\nCommand = /usr/lib/cockpit/cockpit-session\n' \
+    > "$W/cockpit-config/cockpit/cockpit.conf"
+  WEB_PORT=${BERTH_DEMO_PORT:-9090}
+  XDG_CONFIG_DIRS=$W/cockpit-config /usr/lib/cockpit/cockpit-ws --no-tls --address=127.0.0.1 \
+    --port="$WEB_PORT" > "$W/cockpit-ws.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$WEB_PORT/" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:$WEB_PORT/" || { cat "$W/cockpit-ws.log"; exit 1; }
+  step "Open http://127.0.0.1:$WEB_PORT/berth and log in"
+  echo "  berth-operator / berth-web-pw: turn on administrative access (same password) to act"
+  echo "  berth-viewer   / berth-web-pw: sees the state, cannot change it"
+  echo "  Restart is emulated: the staged version becomes the running one. Ctrl-C ends the demo."
+  wait "${PIDS[-1]}" || true
+  exit 0
+fi
 
 if [ -n "${BERTH_DEMO_APP:-}" ]; then
   skopeo copy -q --dest-tls-verify=false "oci:$W/layout:2" "docker://$REG/demo/os:stable"

@@ -2,7 +2,7 @@
 # Runs Berth's Rust tests (unit + integration) against real parts: a docker-registry on
 # 127.0.0.1, ostree sysroots on a private tmpfs, private dbus-daemons with real polkitd, all
 # inside a private mount namespace, so nothing touches the host's /, /boot or /run/dbus.
-# Needs root (mounts) and .ci/install-deps.
+# Needs root (mounts) and .ci/install-deps. The sandbox is tests/in-sandbox.sh's.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,18 +11,10 @@ for tool in docker-registry skopeo ostree unshare dbus-daemon busctl pkttyagent 
   command -v "$tool" >/dev/null || { echo "missing $tool: run .ci/install-deps" >&2; exit 1; }
 done
 if [ "${1:-}" != "--inside" ]; then
-  exec unshare --mount --propagation private "$0" --inside "$@"
+  exec tests/in-sandbox.sh "$0" --inside "$@"
 fi
 shift
-work=$(mktemp -d /tmp/berth-tests.XXXXXX)
-cleanup() { umount -l "$work" 2>/dev/null || true; rmdir "$work" 2>/dev/null || true; }
-trap cleanup EXIT
-mount -t tmpfs -o size=6g,mode=0755 berth-tests "$work"
-# polkit files, /run/dbus and test users, private to this namespace.
-. tests/sandbox.sh
-berth_sandbox_setup "$work/sandbox"
-export BERTH_TEST_TMP=$work
-log="$work/cargo-test.log"
+log="$BERTH_TEST_TMP/cargo-test.log"
 status=0
 # The bus tests run the CLI and helpers as other users: build every binary first, even when
 # a filter selects a single test target.

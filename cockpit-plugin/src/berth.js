@@ -63,12 +63,16 @@ export class Berth {
         this.manager = this.client.proxy(MANAGER, MANAGER_PATH);
         this.manager.addEventListener("changed", () => this.managerChanged());
         this.client.addEventListener("owner", (_ev, owner) => {
-            if (owner === null) this.emit({ reachable: false, transaction: null });
+            if (owner === null) this.lost();
             else if (owner) this.connect();
+        });
+        // berthd exits when idle unless a client registered; leaving the page unregisters.
+        window.addEventListener("pagehide", () => {
+            this.client.call(MANAGER_PATH, MANAGER, "UnregisterClient", []).catch(() => {});
         });
         this.client.addEventListener("close", (_ev, options) => {
             console.warn("berth: bus channel closed", options && options.problem);
-            this.emit({ reachable: false });
+            this.lost();
         });
         this.client.subscribe({ interface: TRANSACTION, path_namespace: MANAGER_PATH },
                               (path, _iface, signal, args) => this.transactionSignal(path, signal, args));
@@ -84,12 +88,27 @@ export class Berth {
         this.manager.wait()
                 .then(() => {
                     if (!this.manager.valid) throw new Error("berthd is not on the bus");
+                    clearInterval(this.retry);
+                    this.retry = null;
                     this.managerChanged();
+                    return this.client.call(MANAGER_PATH, MANAGER, "RegisterClient", [{}], { type: "a{sv}" });
                 })
                 .catch(ex => {
                     console.warn("berth: cannot reach berthd:", ex.message);
-                    this.emit({ reachable: false });
+                    this.lost();
                 });
+    }
+
+    /// berthd went away: say so, and knock every 3 s (a call starts it when it is
+    /// bus-activatable); its return on the bus reconnects the page.
+    lost() {
+        this.emit({ reachable: false, transaction: null });
+        if (this.retry) return;
+        this.retry = setInterval(() => {
+            this.client.call(MANAGER_PATH, MANAGER, "GetStatus", [])
+                    .then(() => this.connect())
+                    .catch(() => {});
+        }, 3000);
     }
 
     managerChanged() {

@@ -91,7 +91,8 @@ if [ -n "${BERTH_DEMO_COCKPIT:-}" ]; then
     # the login's PAM stack reads its address from ~/.pam_environment.
     echo "DBUS_SESSION_BUS_ADDRESS DEFAULT=unix:path=$home/.session-bus" > "$home/.pam_environment"
     chown -R "$user:" "$home/.local" "$home/.pam_environment"
-    as_user "$user" dbus-daemon --session --nofork --nopidfile --address="unix:path=$home/.session-bus" &
+    as_user "$user" dbus-daemon --session --nofork --nopidfile --address="unix:path=$home/.session-bus" \
+      > "$W/session-bus-$user.log" 2>&1 &
     PIDS+=($!)
   done
   mkdir -p "$W/cockpit-config/cockpit"

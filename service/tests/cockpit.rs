@@ -174,6 +174,7 @@ fn start_session_bus(user: &str, home: &Path) -> Child {
             &format!("--address={address}"),
         ])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("dbus-daemon --session");
     let started = Instant::now();

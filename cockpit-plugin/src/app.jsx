@@ -3,7 +3,7 @@
 // versions on this system, switching images, the automatic update policy and factory reset.
 import React, { useEffect, useState } from "react";
 import {
-    ActionGroup, Alert, AlertActionCloseButton, Button, Card, CardBody, CardHeader, CardTitle,
+    ActionGroup, Alert, AlertActionCloseButton, AlertGroup, Button, Card, CardBody, CardHeader, CardTitle,
     Content, DataList, DataListAction, DataListCell, DataListItem, DataListItemCells,
     DataListItemRow, DescriptionList, DescriptionListDescription, DescriptionListGroup,
     DescriptionListTerm, EmptyState, EmptyStateBody, Flex, Form, FormGroup, FormHelperText,
@@ -13,7 +13,7 @@ import {
 } from "@patternfly/react-core";
 import { Berth } from "./berth.js";
 import { _ } from "./l10n.js";
-import { explain } from "./explain.js";
+import { callError, explain } from "./explain.js";
 import * as fmt from "./format.js";
 
 /// Whether Cockpit's administrative access is on (null while unknown).
@@ -41,16 +41,22 @@ function ErrorAlert({ error, onClose, id }) {
     );
 }
 
-function StatusCard({ snap, admin, act }) {
+/// berthd's busy states while the page has not caught the transaction's details yet.
+const BUSY_STATES = { checking: "check", downloading: "update", importing: "update", staging: "update", "cleaning-up": "cleanup" };
+
+function StatusCard({ snap, admin, act, pending }) {
     const m = snap.manager;
     const t = snap.transaction;
     const booted = m.booted;
     let title, description, buttons = [], progress = null;
     const button = (id, label, onClick, variant = "secondary") =>
-        <Button key={id} id={id} variant={variant} onClick={onClick}>{label}</Button>;
+        <Button key={id} id={id} variant={variant} onClick={onClick} isDisabled={pending}>{label}</Button>;
     const check = button("check", _("check-for-updates"), () => act(b => b.check()));
+    const restart = button("restart", _("button-restart"), () => act(b => b.reboot()), "primary");
+    const staged = m.staged.version || m.staged.digest;
     if (t) {
         title = fmt.runningTitle(t.kind, t.phase);
+        if (t.initiator) description = _("cockpit-started-by", { who: t.initiator });
         const bytes = t.total > 0 ? _("progress-bytes", { done: fmt.size(t.done), total: fmt.size(t.total) }) : "";
         progress = (
             <Progress id="progress" value={Math.round((t.fraction || 0) * 100)}
@@ -58,13 +64,14 @@ function StatusCard({ snap, admin, act }) {
                       aria-label={_("progress-name")} data-phase={t.phase} />
         );
         buttons = [button("cancel", _("button-cancel"), () => act(b => b.cancel()))];
+    } else if (Object.hasOwn(BUSY_STATES, m.state)) {
+        title = fmt.runningTitle(BUSY_STATES[m.state], m.state);
     } else if (m.state === "needs-reboot") {
-        const staged = m.staged;
-        title = staged.version || staged.digest ? _("hero-restart-update") : _("hero-restart");
-        description = staged.version || staged.digest
-            ? _("hero-restart-update-description", { version: fmt.version(staged.version, staged.digest) })
+        title = staged ? _("hero-restart-update") : _("hero-restart");
+        description = staged
+            ? _("hero-restart-update-description", { version: fmt.version(m.staged.version, m.staged.digest) })
             : _("hero-restart-description");
-        buttons = [button("restart", _("button-restart"), () => act(b => b.reboot()), "primary")];
+        buttons = [restart];
     } else if (m.state === "update-available" || m.state === "update-ready") {
         const u = m.cachedUpdate;
         const v = fmt.version(u.version, u.digest);
@@ -87,6 +94,8 @@ function StatusCard({ snap, admin, act }) {
         title = e.title;
         description = e.advice;
         buttons = [button("try-again", _("button-try-again"), () => act(b => b.check()), "primary")];
+        // A later failure (a timer's check, say) does not undo what waits for the restart.
+        if (staged) buttons.push(restart);
     } else {
         title = _("hero-up-to-date");
         description = m.lastCheck ? _("hero-last-checked", { time: fmt.dateTime(m.lastCheck) }) : _("hero-not-checked");
@@ -159,7 +168,7 @@ function VersionsCard({ snap, admin, act, confirm, busy }) {
                                 <DataListItemRow>
                                     <DataListItemCells dataListCells={[
                                         <DataListCell key="title" width={2}>
-                                            <strong>{_("version-title", { version: v })}</strong>
+                                            <strong id={`version-${d.index}`}>{_("version-title", { version: v })}</strong>
                                             {" "}
                                             <LabelGroup>
                                                 {roles(d).map(([key, color]) => <Label key={key} color={color} isCompact data-role={key}>{_(key)}</Label>)}
@@ -170,7 +179,7 @@ function VersionsCard({ snap, admin, act, confirm, busy }) {
                                         <DataListCell key="built" width={1}>{fmt.date(d.timestamp)}</DataListCell>,
                                     ]} />
                                     {admin && (
-                                        <DataListAction aria-label={_("cockpit-pin")} aria-labelledby="" id={`pin-action-${d.index}`}>
+                                        <DataListAction aria-labelledby={`version-${d.index}`} id={`pin-action-${d.index}`}>
                                             <Button variant="secondary" size="sm" className="berth-pin" isDisabled={busy}
                                                     aria-label={_(d.pinned ? "unpin-version" : "pin-version", { version: v })}
                                                     onClick={() => act(b => b.pin(d.index, !d.pinned))}>
@@ -226,7 +235,7 @@ function SwitchCard({ act, busy }) {
     );
 }
 
-function PolicyCard({ snap, admin, act }) {
+function PolicyCard({ snap, admin, configure }) {
     const policy = snap.manager.automaticUpdates;
     return (
         <Card id="automatic">
@@ -235,7 +244,7 @@ function PolicyCard({ snap, admin, act }) {
                 <Form onSubmit={ev => ev.preventDefault()}>
                     <FormGroup label={_("row-automatic-updates")} fieldId="policy">
                         <FormSelect id="policy" value={policy} isDisabled={!admin}
-                                    onChange={(_ev, v) => act(b => b.configure(v))}>
+                                    onChange={(_ev, v) => configure(v)}>
                             {fmt.POLICIES.map(p => <FormSelectOption key={p} value={p} label={_(`policy-${p}`)} />)}
                         </FormSelect>
                         <FormHelperText>
@@ -294,22 +303,57 @@ function Confirmation({ what, snap, onCancel, onConfirm }) {
     );
 }
 
+/// Short-lived confirmations in the corner, as Cockpit pages show them.
+function Notices({ notices, dismiss }) {
+    return (
+        <AlertGroup isToast isLiveRegion>
+            {notices.map(n => (
+                <Alert key={n.key} variant="success" title={n.title} timeout={6000} data-notice={n.id}
+                       onTimeout={() => dismiss(n.key)}
+                       actionClose={<AlertActionCloseButton onClose={() => dismiss(n.key)} />} />
+            ))}
+        </AlertGroup>
+    );
+}
+
 export function App() {
     const [snap, setSnap] = useState(null);
     const [berth, setBerth] = useState(null);
     const [actionError, setActionError] = useState(null);
     const [confirming, setConfirming] = useState(null);
+    const [pending, setPending] = useState(false);
+    const [notices, setNotices] = useState([]);
     const admin = useAdmin();
     useEffect(() => { setBerth(new Berth(setSnap)) }, []);
 
-    /// Runs a call; a refusal goes to `onError`, or to the alert at the top.
+    const notify = (id, args) =>
+        setNotices(list => [...list, { key: Date.now() + Math.random(), id, title: _(id, args) }]);
+    const dismiss = key => setNotices(list => list.filter(n => n.key !== key));
+    // What a finished transaction leaves no trace of otherwise.
+    const finished = snap && snap.finished;
+    useEffect(() => {
+        if (!finished) return;
+        if (finished.errorName.endsWith(".Cancelled")) notify("toast-cancelled");
+        else if (finished.success && finished.kind === "cleanup") notify("toast-cleaned-up");
+    }, [finished]);
+
+    /// Runs a call; a refusal goes to `onError`, or to the alert at the top. Buttons wait
+    /// while it is on its way. Resolves to whether it was accepted.
     const act = (call, onError) => {
         setActionError(null);
-        call(berth).catch(ex => {
-            console.warn("berth: call failed", ex.name, ex.message);
-            (onError || setActionError)({ name: ex.name || "", message: ex.message || "" });
-        });
+        setPending(true);
+        return call(berth)
+                .then(() => true, ex => {
+                    const error = callError(ex);
+                    console.warn("berth: call failed", error.name, error.message);
+                    (onError || setActionError)(error);
+                    return false;
+                })
+                .finally(() => setPending(false));
     };
+    const configure = policy =>
+        act(b => b.configure(policy))
+                .then(ok => ok && notify("toast-policy", { policy: _(`policy-${policy}`) }));
 
     let body;
     if (!snap || snap.reachable === null) {
@@ -331,10 +375,10 @@ export function App() {
                     </Alert>
                 )}
                 {actionError && <ErrorAlert id="action-error" error={actionError} onClose={() => setActionError(null)} />}
-                <StatusCard snap={snap} admin={showAdmin} act={act} />
+                <StatusCard snap={snap} admin={showAdmin} act={act} pending={pending} />
                 <VersionsCard snap={snap} admin={showAdmin} act={act} busy={busy} confirm={setConfirming} />
                 {showAdmin && <SwitchCard act={act} busy={busy} />}
-                <PolicyCard snap={snap} admin={showAdmin} act={act} />
+                <PolicyCard snap={snap} admin={showAdmin} configure={configure} />
                 {showAdmin && <ResetCard confirm={setConfirming} busy={busy} />}
                 {confirming && (
                     <Confirmation what={confirming} snap={snap} onCancel={() => setConfirming(null)}
@@ -350,6 +394,7 @@ export function App() {
     return (
         <Page>
             <PageSection>{body}</PageSection>
+            <Notices notices={notices} dismiss={dismiss} />
         </Page>
     );
 }

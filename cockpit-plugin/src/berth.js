@@ -45,7 +45,7 @@ function deploymentsOf(json) {
     }));
 }
 
-/// Follows berthd; calls `onChange(snapshot)` whenever anything it shows changed.
+/// Follows berthd; calls `onChange(state)` whenever anything it shows changed.
 export class Berth {
     constructor(onChange) {
         this.onChange = onChange;
@@ -53,30 +53,44 @@ export class Berth {
             reachable: null, // null: not known yet
             manager: null,
             deployments: [],
-            transaction: null, // { path, kind, phase, fraction, done, total, message }
-            finished: null, // the last transaction's outcome: { kind, success, errorName, errorMessage }
-            followed: [], // every transaction path seen, in order (the page shows it as data-followed)
+            transaction: null, // { path, kind, initiator, phase, fraction, done, total, message }
+            finished: null, // the last transaction's outcome: { path, kind, success, errorName, errorMessage }
+            followed: [], // every transaction followed, in order (the page shows it as data-followed)
         };
-        // Transactions that sent Finished: their late signals must not bring them back.
-        this.ended = new Set();
+        this.statusRequests = 0;
+        this.open();
+    }
+
+    /// A bus channel of our own. Cockpit closes it for good when the bridge loses it; then a
+    /// new one is opened the next time berthd is looked for.
+    open() {
+        this.closed = false;
+        this.forget();
         this.client = cockpit.dbus(BUS_NAME, { bus: "system", superuser: "try" });
         this.manager = this.client.proxy(MANAGER, MANAGER_PATH);
         this.manager.addEventListener("changed", () => this.managerChanged());
         this.client.addEventListener("owner", (_ev, owner) => {
+            // A new berthd numbers its transactions from 1 again.
+            this.forget();
             if (owner === null) this.lost();
             else if (owner) this.connect();
         });
-        // berthd exits when idle unless a client registered; leaving the page unregisters.
-        window.addEventListener("pagehide", () => {
-            this.client.call(MANAGER_PATH, MANAGER, "UnregisterClient", []).catch(() => {});
-        });
         this.client.addEventListener("close", (_ev, options) => {
             console.warn("berth: bus channel closed", options && options.problem);
+            this.closed = true;
             this.lost();
         });
         this.client.subscribe({ interface: TRANSACTION, path_namespace: MANAGER_PATH },
                               (path, _iface, signal, args) => this.transactionSignal(path, signal, args));
         this.connect();
+    }
+
+    /// What is known of one berthd's transactions.
+    forget() {
+        this.ended = new Set(); // sent Finished: their late signals must not bring them back
+        this.kinds = new Map(); // path -> kind, for the outcome of one that ended
+        this.signalled = new Set(); // paths whose signals are newer than any GetAll reply
+        this.seen = new Set(); // paths already counted in `followed`
     }
 
     emit(changes) {
@@ -91,7 +105,10 @@ export class Berth {
                     clearInterval(this.retry);
                     this.retry = null;
                     this.managerChanged();
-                    return this.client.call(MANAGER_PATH, MANAGER, "RegisterClient", [{}], { type: "a{sv}" });
+                    // berthd stays up while a client is registered; it forgets the bridge's
+                    // connection when that leaves the bus (the session ends).
+                    this.client.call(MANAGER_PATH, MANAGER, "RegisterClient", [{}], { type: "a{sv}" })
+                            .catch(ex => console.warn("berth: RegisterClient:", ex.name, ex.message));
                 })
                 .catch(ex => {
                     console.warn("berth: cannot reach berthd:", ex.message);
@@ -105,6 +122,12 @@ export class Berth {
         this.emit({ reachable: false, transaction: null });
         if (this.retry) return;
         this.retry = setInterval(() => {
+            if (this.closed) {
+                clearInterval(this.retry);
+                this.retry = null;
+                this.open();
+                return;
+            }
             this.client.call(MANAGER_PATH, MANAGER, "GetStatus", [])
                     .then(() => this.connect())
                     .catch(() => {});
@@ -133,8 +156,12 @@ export class Berth {
     }
 
     refreshDeployments() {
+        // Replies may come back out of order: only the newest request's counts.
+        const request = ++this.statusRequests;
         this.client.call(MANAGER_PATH, MANAGER, "GetStatus", [])
-                .then(([json]) => this.emit({ deployments: deploymentsOf(json) }))
+                .then(([json]) => {
+                    if (request === this.statusRequests) this.emit({ deployments: deploymentsOf(json) });
+                })
                 .catch(ex => console.warn("berth: GetStatus:", ex.message));
     }
 
@@ -146,48 +173,51 @@ export class Berth {
             return;
         }
         if (current && current.path === path) return;
-        if (!this.state.followed.includes(path)) this.emit({ followed: [...this.state.followed, path] });
-        this.emit({ transaction: { path, kind: "", phase: "queued", fraction: 0, done: 0, total: 0, message: "" } });
+        // The property and the signals can each announce it first: counted once.
+        const followed = this.seen.has(path) ? this.state.followed : [...this.state.followed, path];
+        this.seen.add(path);
+        this.emit({
+            followed,
+            transaction: { path, kind: "", initiator: "", phase: "queued", fraction: 0, done: 0, total: 0, message: "" },
+        });
         this.client.call(path, "org.freedesktop.DBus.Properties", "GetAll", [TRANSACTION])
                 .then(([props]) => {
                     const p = unwrap(props);
+                    this.kinds.set(path, p.Kind);
                     const t = this.state.transaction;
                     if (!t || t.path !== path) return;
-                    // Signals that arrived meanwhile are newer than this snapshot: keep them.
-                    const seen = t.kind !== "" || t.fraction > 0;
-                    this.emit({
-                        transaction: {
-                            ...t,
-                            kind: p.Kind,
-                            ...(seen ? {} : {
-                                phase: p.Phase,
-                                fraction: p.Fraction,
-                                done: Number(p.BytesDone),
-                                total: Number(p.BytesTotal),
-                                message: p.Message,
-                            }),
-                        },
-                    });
+                    const progress = this.signalled.has(path)
+                        ? {}
+                        : {
+                            phase: p.Phase,
+                            fraction: p.Fraction,
+                            done: Number(p.BytesDone),
+                            total: Number(p.BytesTotal),
+                            message: p.Message,
+                        };
+                    this.emit({ transaction: { ...t, kind: p.Kind, initiator: p.Initiator, ...progress } });
                 })
                 .catch(ex => console.warn("berth: transaction", path, ex.message));
     }
 
     transactionSignal(path, signal, args) {
-        const t = this.state.transaction;
         if (this.ended.has(path)) return;
         if (signal === "Progress") {
             const [phase, fraction, done, total, message] = args;
-            if (!t || t.path !== path) this.followActive(path);
+            this.signalled.add(path);
+            if (!this.state.transaction || this.state.transaction.path !== path) this.followActive(path);
             const now = this.state.transaction;
+            if (!now || now.path !== path) return;
             this.emit({
                 transaction: { ...now, phase, fraction, done: Number(done), total: Number(total), message },
             });
         } else if (signal === "Finished") {
             const [success, errorName, errorMessage] = args;
+            const t = this.state.transaction;
             const current = t && t.path === path;
             this.ended.add(path);
             this.emit({
-                finished: { path, kind: current ? t.kind : "", success, errorName, errorMessage },
+                finished: { path, kind: this.kinds.get(path) || "", success, errorName, errorMessage },
                 ...(current ? { transaction: null } : {}),
             });
         }

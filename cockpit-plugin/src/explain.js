@@ -39,10 +39,18 @@ function spaceAmounts(message) {
     return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
+/// A failed cockpit.dbus call as { name, message }. Cockpit's own failures (the channel or
+/// the bridge gone) carry a `problem` and no D-Bus name: berthd could not be reached.
+export function callError(ex) {
+    if (ex && ex.name) return { name: ex.name, message: ex.message || "" };
+    const problem = (ex && ex.problem) || "";
+    return { name: "org.freedesktop.DBus.Error.Disconnected", message: (ex && ex.message) || problem };
+}
+
 /// { title, advice } for a D-Bus error name and berthd's message.
 export function explain(errorName, message) {
     const short = (errorName || "").replace(/^org\.berth\.Berth1\.Error\./, "");
-    const key = KEYS[short] || "error-failed";
+    const key = Object.hasOwn(KEYS, short) ? KEYS[short] : "error-failed";
     let advice = _(`${key}-advice`);
     const amounts = short === "NoSpace" && spaceAmounts(message);
     if (amounts) {

@@ -34,12 +34,14 @@ export const locale = negotiateLanguages(wanted(), Object.keys(SOURCES), {
 const bundles = [bundle(locale), ...(locale === FALLBACK ? [] : [bundle(FALLBACK)])];
 
 /// The message `id` with `args` filled in; the English one when a translation lacks it.
-/// Mnemonic underscores of the desktop app's labels ("_Download") are dropped.
+/// The desktop app's button labels carry a mnemonic ("_Download"): dropped. Those labels
+/// take no arguments, and text with arguments (image names) is never touched.
 export function _(id, args) {
     for (const b of bundles) {
         const message = b.getMessage(id);
         if (message && message.value) {
-            return b.formatPattern(message.value, args).replace(/_(?=\S)/, "");
+            const text = b.formatPattern(message.value, args);
+            return args ? text : text.replace(/_(?=\S)/, "");
         }
     }
     console.warn("berth: no message", id);

@@ -105,21 +105,6 @@ const steps = [];
 const step = (name, fn) => steps.push({ name, fn });
 const ctx = {};
 
-step("a user without sudo sees the state and no button that could only fail", async () => {
-    const s = await login(ctx.browser, VIEWER, "en-US");
-    await state(s.frame, "idle");
-    expect(await text(s.frame.locator("#status-title")) === "Up to date", "title");
-    await waitRow(s.frame, "row-version", "1");
-    await s.frame.locator("#limited-access").waitFor();
-    for (const id of ["check", "update", "download", "rollback", "cleanup", "switch-image", "reset"]) {
-        expect(await s.frame.locator(`#${id}`).count() === 0, `#${id} shown with limited access`);
-    }
-    expect(await s.frame.locator(".berth-pin").count() === 0, "pin buttons shown");
-    expect(await s.frame.locator("#policy").isDisabled(), "policy editable");
-    await shot(s, "limited-access");
-    await s.context.close();
-});
-
 step("the operator turns on administrative access; the actions appear", async () => {
     ctx.op = await login(ctx.browser, OPERATOR, "en-US");
     await ctx.op.frame.locator("#limited-access").waitFor();
@@ -139,6 +124,21 @@ step("check finds the new version with its download size", async () => {
     const checked = await text(f.locator('#system [data-row="cockpit-last-checked"]'));
     expect(checked !== "Not checked yet", "last checked not shown");
     await shot(ctx.op, "update-available");
+});
+
+step("a user without sudo sees the update and no button that could only fail", async () => {
+    const s = await login(ctx.browser, VIEWER, "en-US");
+    await state(s.frame, "update-available");
+    expect(await text(s.frame.locator("#status-title")) === "Update available", "title");
+    await waitRow(s.frame, "row-version", "1");
+    await s.frame.locator("#limited-access").waitFor();
+    for (const id of ["check", "update", "update-restart", "download", "rollback", "cleanup", "switch-image", "reset"]) {
+        expect(await s.frame.locator(`#${id}`).count() === 0, `#${id} shown with limited access`);
+    }
+    expect(await s.frame.locator(".berth-pin").count() === 0, "pin buttons shown");
+    expect(await s.frame.locator("#policy").isDisabled(), "policy editable");
+    await shot(s, "limited-access");
+    await s.context.close();
 });
 
 step("install shows a moving progress bar and ends in restart needed", async () => {
@@ -223,8 +223,16 @@ step("the automatic update policy is changed by the administrator", async () => 
     await f.locator("#policy").selectOption("check");
     await f.locator("#policy-description", { hasText: "you decide when to download" }).waitFor({ timeout: PATIENCE });
     expect(await ctx.control.request("automatic-updates") === "check", "berthd has another policy");
+    await f.locator('[data-notice="toast-policy"]', { hasText: "Automatic updates: Check only" }).waitFor({ timeout: PATIENCE });
     await f.locator("#policy").selectOption("off");
     await f.locator("#policy-description", { hasText: "only looked for when you ask" }).waitFor({ timeout: PATIENCE });
+    expect(await ctx.control.request("automatic-updates") === "off", "berthd has another policy");
+});
+
+step("clean up says when old versions are gone", async () => {
+    const f = ctx.op.frame;
+    await f.locator("#cleanup").click();
+    await f.locator('[data-notice="toast-cleaned-up"]').waitFor({ timeout: PATIENCE });
 });
 
 step("an update started with the CLI shows up live", async () => {
@@ -251,6 +259,7 @@ step("berthd stopping shows a clear state, and the page comes back with it", asy
 
 step("factory reset asks first, saying what is discarded and what is kept", async () => {
     const f = ctx.op.frame;
+    const before = (await f.locator("#status").getAttribute("data-followed")).split(" ").filter(Boolean);
     await f.locator("#reset").click();
     const dialog = f.locator("#confirm-dialog");
     await dialog.waitFor();
@@ -261,7 +270,13 @@ step("factory reset asks first, saying what is discarded and what is kept", asyn
     await dialog.waitFor({ state: "detached" });
     await f.locator("#reset").click();
     await f.locator("#confirm").click();
-    await f.locator('#status-title[data-state="needs-reboot"]', { hasText: "Restart to finish" }).waitFor({ timeout: PATIENCE });
+    // The reset deployment (version 1, a new stateroot) starts next; the update to 3 that
+    // waited is no longer staged.
+    await f.locator('#status-title[data-state="needs-reboot"]', { hasText: /^Restart to finish$/ }).waitFor({ timeout: PATIENCE });
+    await f.locator('#deployments [data-version="1"] [data-role="role-staged"]').waitFor({ timeout: PATIENCE });
+    // The first transaction of the restarted berthd (its paths count from 1 again) was followed.
+    const after = (await f.locator("#status").getAttribute("data-followed")).split(" ").filter(Boolean);
+    expect(after.length === before.length + 1, `transactions followed: ${before} -> ${after}`);
     await ctx.op.context.close();
 });
 
@@ -285,9 +300,9 @@ async function main() {
                "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
     let failed = 0;
-    for (const { name, fn } of steps) {
+    for (const [index, { name, fn }] of steps.entries()) {
         // BERTH_COCKPIT_STEPS=3 stops after the third step (when working on the start).
-        if (process.env.BERTH_COCKPIT_STEPS && steps.indexOf(steps.find(s => s.name === name)) >= Number(process.env.BERTH_COCKPIT_STEPS)) break;
+        if (process.env.BERTH_COCKPIT_STEPS && index >= Number(process.env.BERTH_COCKPIT_STEPS)) break;
         try {
             await fn();
             log(`ok: ${name}`);
@@ -296,7 +311,7 @@ async function main() {
             log(`FAILED: ${name}: ${e.message.split("\n")[0]}`);
             for (const c of ctx.browser.contexts()) {
                 for (const [i, p] of c.pages().entries()) {
-                    await p.screenshot({ path: path.join(SHOTS, `failed-${steps.length}-${i}.png`) }).catch(() => {});
+                    await p.screenshot({ path: path.join(SHOTS, `failed-step${index + 1}-${i}.png`) }).catch(() => {});
                 }
             }
             break; // later steps build on this one's state

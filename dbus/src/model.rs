@@ -94,6 +94,8 @@ pub struct Snapshot {
     pub staged: Option<Deployment>,
     pub rollback: Option<Deployment>,
     pub cached_update: Option<CachedUpdate>,
+    /// When a check last succeeded (seconds since the epoch), whoever asked; 0: none yet.
+    pub last_check: u64,
     pub automatic_updates: String,
     /// None when nothing runs.
     pub active_transaction: Option<String>,
@@ -111,6 +113,7 @@ impl Snapshot {
             staged: Deployment::from_options(&m.staged().await?),
             rollback: Deployment::from_options(&m.rollback_deployment().await?),
             cached_update: CachedUpdate::from_options(&m.cached_update().await?),
+            last_check: m.last_check().await?,
             automatic_updates: m.automatic_updates().await?,
             active_transaction: (active.as_str() != "/").then(|| active.to_string()),
             emulated: m.emulated().await?,

@@ -67,7 +67,6 @@ pub struct State {
     /// The last failure, shown until the next action succeeds.
     pub error: Option<CallError>,
     pub running: Option<Running>,
-    pub last_checked: Option<glib::DateTime>,
     pub checked_on_open: bool,
     pub restarting: bool,
     pub hero: Option<Hero>,
@@ -565,9 +564,6 @@ impl Window {
                 let mine = ran.as_ref().is_some_and(|r| r.mine);
                 if success {
                     st.error = None;
-                    if kind == "check" {
-                        st.last_checked = glib::DateTime::now_local().ok();
-                    }
                     drop(st);
                     if mine && kind == "cleanup" {
                         self.toast(fl!("toast-cleaned-up"));
@@ -971,7 +967,12 @@ impl Window {
                     None,
                 ),
                 Hero::UpToDate => {
-                    let checked = match &st.last_checked {
+                    // berthd's time, so a check by the timer or the CLI counts too.
+                    let last_check = st.snapshot.as_ref().map_or(0, |s| s.last_check);
+                    let checked = match (last_check > 0)
+                        .then(|| glib::DateTime::from_unix_local(last_check as i64).ok())
+                        .flatten()
+                    {
                         Some(t) => fl!(
                             "hero-last-checked",
                             time = t.format("%X").map(|s| s.to_string()).unwrap_or_default()

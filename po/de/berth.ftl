@@ -180,6 +180,7 @@ cli-monitor-failed = { $path }: fehlgeschlagen: { $message }
 ## Die Cockpit-Seite (cockpit-plugin/)
 
 cockpit-menu-label = Abbild-Aktualisierungen
+cockpit-started-by = Gestartet von { $who }
 cockpit-install = Aktualisierung installieren
 cockpit-last-checked = Zuletzt gesucht
 cockpit-pinned = Angeheftet

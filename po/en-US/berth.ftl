@@ -180,6 +180,7 @@ cli-monitor-failed = { $path }: failed: { $message }
 ## The Cockpit page (cockpit-plugin/)
 
 cockpit-menu-label = Image updates
+cockpit-started-by = Started by { $who }
 cockpit-install = Install update
 cockpit-last-checked = Last checked
 cockpit-pinned = Pinned

@@ -180,6 +180,7 @@ cli-monitor-failed = { $path } : échec : { $message }
 ## La page Cockpit (cockpit-plugin/)
 
 cockpit-menu-label = Mises à jour de l’image
+cockpit-started-by = Lancé par { $who }
 cockpit-install = Installer la mise à jour
 cockpit-last-checked = Dernière recherche
 cockpit-pinned = Épinglée

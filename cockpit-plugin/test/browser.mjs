@@ -235,6 +235,21 @@ step("clean up says when old versions are gone", async () => {
     await f.locator('[data-notice="toast-cleaned-up"]').waitFor({ timeout: PATIENCE });
 });
 
+step("a download is cancelled mid-way and nothing changes", async () => {
+    const f = ctx.op.frame;
+    await ctx.control.request("publish big2");
+    await f.locator("#check").click();
+    await f.locator("#download").waitFor({ timeout: PATIENCE });
+    await f.locator("#download").click();
+    await state(f, "running");
+    await f.locator("#progress", { hasText: / of / }).waitFor({ timeout: PATIENCE });
+    await f.locator("#cancel").click();
+    await f.locator('[data-notice="toast-cancelled"]').waitFor({ timeout: PATIENCE });
+    await state(f, "update-available");
+    await waitRow(f, "row-version", "1");
+    expect(await f.locator('#deployments [data-role="role-staged"]').count() === 0, "something was staged");
+});
+
 step("an update started with the CLI shows up live", async () => {
     const f = ctx.op.frame;
     const before = (await f.locator("#status").getAttribute("data-followed")).split(" ").filter(Boolean);

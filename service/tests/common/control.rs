@@ -91,6 +91,11 @@ async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> Str
             svc.push_big();
             retag(svc, "big")
         }
+        // Another 24 MiB to download, for a second long transfer.
+        "publish big2" => {
+            svc.push_noise("big2", 10);
+            retag(svc, "big2")
+        }
         // An update by someone else: a granted user with the CLI.
         "cli-update" => as_user(users::GRANTED, berth_bin().to_str().unwrap())
             .args(["--no-ask-password", "update"])

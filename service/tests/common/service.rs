@@ -199,18 +199,28 @@ impl Service {
     /// Pushes "big": v2 plus a 24 MiB incompressible layer; returns its reference through
     /// the slow proxy.
     pub fn push_big(&self) -> String {
+        self.push_noise("big", 9)
+    }
+
+    /// Pushes `tag`: v2 plus a 24 MiB incompressible layer made from `seed` (another seed,
+    /// another layer to download); returns its reference through the slow proxy.
+    pub fn push_noise(&self, tag: &str, seed: u64) -> String {
         let mut big = berth_testkit::demo::version(2);
         big.layers.push(Layer::new(vec![
             Entry::Dir("usr".into()),
             Entry::Dir("usr/share".into()),
-            Entry::File("usr/share/big.bin".into(), image::noise(9, 24 << 20), 0o644),
+            Entry::File(
+                "usr/share/big.bin".into(),
+                image::noise(seed, 24 << 20),
+                0o644,
+            ),
         ]));
-        image::write_layout(&self.env.layout, &[("big", &big)]).unwrap();
+        image::write_layout(&self.env.layout, &[(tag, &big)]).unwrap();
         self.env
             .registry
-            .push(&self.env.layout, "big", "berth/demo")
+            .push(&self.env.layout, tag, "berth/demo")
             .unwrap();
-        format!("{}/berth/demo:big", self.slow.addr)
+        format!("{}/berth/demo:{tag}", self.slow.addr)
     }
 
     /// The deployments as "stateroot checksum.serial booted" lines.

@@ -8,6 +8,7 @@
 
 use crate::bootflush;
 use crate::error::{Context as _, Error, Result};
+use crate::faults;
 use crate::imgref::ImageRef;
 use ostree::gio;
 use ostree::glib;
@@ -181,19 +182,26 @@ pub fn stage(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<ostree::Dep
             .ctx(|| format!("stage {}", n.commit));
     }
     discard_staged_locked(sysroot)?;
-    let d = deploy_tree(sysroot, n)?;
-    let origin = n.origin.clone();
+    // Marked staged in the origin it is deployed with: a process killed at any later point
+    // cannot leave it looking like an ordinary (rollback) deployment.
+    let origin = glib::KeyFile::new();
+    origin
+        .load_from_data(&n.origin.to_data(), glib::KeyFileFlags::NONE)
+        .ctx(|| "copy origin".into())?;
     origin.set_string(BERTH_GROUP, "staged", "true");
-    d.set_origin(Some(&origin));
+    let d = deploy_tree(
+        sysroot,
+        &NewDeployment {
+            origin: &origin,
+            ..*n
+        },
+    )?;
     let flags = ostree::SysrootSimpleWriteDeploymentFlags::NOT_DEFAULT
         | ostree::SysrootSimpleWriteDeploymentFlags::RETAIN
         | ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
     sysroot
         .simple_write_deployment(Some(n.osname), &d, n.merge, flags, gio::Cancellable::NONE)
         .ctx(|| "write deployments".into())?;
-    sysroot
-        .write_origin_file(&d, Some(&origin), gio::Cancellable::NONE)
-        .ctx(|| "write origin".into())?;
     flush_then_clean(sysroot, Clean::Full)?;
     Ok(d)
 }
@@ -218,15 +226,34 @@ pub fn deploy_default(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<os
 /// the new default, or `None` when nothing was staged.
 pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deployment>> {
     let _lock = Locked::take(sysroot)?;
-    let Some(staged) = sysroot.staged_deployment() else {
-        return Ok(None);
-    };
+    match sysroot.staged_deployment() {
+        Some(staged) => finalize_locked(sysroot, &staged).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`finalize_staged`] for a given staged deployment: the real one, or in tests of the
+/// finalization on a sysroot that is not booted, the one the emulation staged.
+pub fn finalize(
+    sysroot: &ostree::Sysroot,
+    staged: &ostree::Deployment,
+) -> Result<ostree::Deployment> {
+    let _lock = Locked::take(sysroot)?;
+    finalize_locked(sysroot, staged)
+}
+
+fn finalize_locked(
+    sysroot: &ostree::Sysroot,
+    staged: &ostree::Deployment,
+) -> Result<ostree::Deployment> {
     let osname = staged.osname().to_string();
     let commit = staged.csum().to_string();
     let origin = staged
         .origin()
         .ok_or_else(|| Error::WrongState("the staged deployment has no origin".into()))?;
-    let kargs = crate::kargs::deployment_kargs(&staged);
+    // The emulation's mark; a deployment that is finalized is no longer staged.
+    let _ = origin.remove_key(BERTH_GROUP, "staged");
+    let kargs = crate::kargs::deployment_kargs(staged);
     let merge = sysroot.merge_deployment(Some(&osname));
     tracing::info!(%commit, "finalize: deploying the staged update");
     let d = deploy_tree(
@@ -239,6 +266,7 @@ pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deplo
             kargs: &kargs,
         },
     )?;
+    faults::point(faults::DEPLOYED);
     // ostree's finalizer keeps the same deployments: the new one, the booted one, pinned ones
     // and other stateroots. The staged one is dropped (its directory and /run marker go).
     let flags = ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
@@ -254,7 +282,7 @@ pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deplo
     tracing::info!("finalize: boot entries written");
     flush_then_clean(sysroot, Clean::BootAndDeployments)?;
     tracing::info!("finalize: done");
-    Ok(Some(d))
+    Ok(d)
 }
 
 fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
@@ -277,8 +305,10 @@ enum Clean {
 /// After a new deployment list is written: make the boot entries durable for the bootloader
 /// first, and only then let ostree delete the old ones (see [`bootflush`]).
 fn flush_then_clean(sysroot: &ostree::Sysroot, clean: Clean) -> Result<()> {
+    faults::point(faults::ENTRIES_WRITTEN);
     let boot = sysroot_path(sysroot).join("boot");
     let how = bootflush::flush(&boot)?;
+    faults::point(faults::FLUSHED);
     tracing::info!(
         ?how,
         "boot entries flushed to disk; cleaning up the old ones"
@@ -291,6 +321,7 @@ fn flush_then_clean(sysroot: &ostree::Sysroot, clean: Clean) -> Result<()> {
         Clean::BootAndDeployments => sysroot.prepare_cleanup(gio::Cancellable::NONE),
     }
     .ctx(|| "clean up old deployments".into())?;
+    faults::point(faults::CLEANED);
     sysroot
         .load(gio::Cancellable::NONE)
         .ctx(|| "reload sysroot".into())

@@ -8,6 +8,7 @@ pub mod config;
 pub mod deployments;
 pub mod engine;
 pub mod error;
+pub mod faults;
 mod fsutil;
 pub mod growing;
 mod hoststatus;

@@ -6,8 +6,10 @@
 mod common;
 
 use berth_engine::bootflush::{self, Flush};
+use berth_engine::{deployments, faults, progress, Cancel, UpdateOutcome};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, Once};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
@@ -157,4 +159,177 @@ fn a_filesystem_without_a_journal_is_synced() {
     let dir = common::test_root().join("boot-flush-tmpfs");
     std::fs::create_dir_all(&dir).unwrap();
     assert_eq!(bootflush::flush(&dir).unwrap(), Flush::Sync);
+}
+
+// Berth's own finalization and deployment-list writes on a sysroot on ext4, with the disk
+// copied at each of their fault points (engine/src/faults.rs): every copy must boot, the old
+// version until the new boot entries are flushed and the new one from then on.
+
+/// The disk copies taken while armed: (the image to copy, the copies as (point, path)).
+type Cuts = (PathBuf, Vec<(String, PathBuf)>);
+static CUTS: Mutex<Option<Cuts>> = Mutex::new(None);
+
+fn arm(img: &Path) {
+    static OBSERVER: Once = Once::new();
+    OBSERVER.call_once(|| {
+        faults::observe(|point| {
+            if let Some((img, cuts)) = CUTS.lock().unwrap().as_mut() {
+                let copy = img.with_file_name(format!("cut-{}-{point}.img", cuts.len()));
+                copy_sparse(img, &copy);
+                cuts.push((point.to_string(), copy));
+            }
+        });
+    });
+    *CUTS.lock().unwrap() = Some((img.to_path_buf(), Vec::new()));
+}
+
+fn disarm() -> Vec<(String, PathBuf)> {
+    CUTS.lock().unwrap().take().unwrap().1
+}
+
+/// Copies a disk image keeping its holes: the test's tmpfs holds many copies.
+fn copy_sparse(from: &Path, to: &Path) {
+    run(Command::new("cp").arg("--sparse=always").arg(from).arg(to));
+}
+
+/// An ext4 filesystem in `img`, loop-mounted at `mnt` for the life of the value.
+struct LoopFs(PathBuf);
+
+impl LoopFs {
+    fn new(img: &Path, mnt: &Path, size: &str) -> LoopFs {
+        std::fs::create_dir_all(mnt).unwrap();
+        run(Command::new("truncate").args(["-s", size]).arg(img));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(img));
+        run(Command::new("mount").args(["-o", "loop"]).arg(img).arg(mnt));
+        LoopFs(mnt.to_path_buf())
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn debugfs(img: &Path, request: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-c", "-R", request])
+        .arg(img)
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The version a machine boots from the disk `cut`, or None if it cannot boot: the
+/// bootloader reads the default (highest `version`) entry and its kernel without replaying
+/// the journal, the kernel then mounts the filesystem (replaying it) and needs the
+/// deployment the entry's `ostree=` argument names.
+fn boots_from(cut: &Path) -> Option<String> {
+    let replayed = cut.with_extension("replayed.img");
+    copy_sparse(cut, &replayed);
+    let st = Command::new("e2fsck")
+        .args(["-y", "-E", "journal_only"])
+        .arg(&replayed)
+        .output()
+        .expect("e2fsck");
+    assert!(st.status.code().is_some_and(|c| c <= 1), "e2fsck: {st:?}");
+    let version = boots_version(cut, &replayed);
+    let _ = std::fs::remove_file(&replayed);
+    version
+}
+
+fn boots_version(cut: &Path, replayed: &Path) -> Option<String> {
+    let loader = link_on(cut, "/boot/loader")?;
+    let listing = debugfs(cut, &format!("ls -p /boot/{loader}/entries"));
+    let mut entries: Vec<(u64, String)> = listing
+        .lines()
+        .filter_map(|l| l.split('/').nth(5))
+        .filter(|name| name.ends_with(".conf"))
+        .map(|name| debugfs(cut, &format!("cat /boot/{loader}/entries/{name}")))
+        .map(|text| {
+            let version = field(&text, "version").and_then(|v| v.parse().ok());
+            (version.unwrap_or(0), text)
+        })
+        .collect();
+    entries.sort();
+    let (_, entry) = entries.pop()?;
+    let kernel = field(&entry, "linux")?;
+    if debugfs(cut, &format!("stat /boot{kernel}")).is_empty() {
+        return None;
+    }
+    let root = field(&entry, "options")?
+        .split(' ')
+        .find_map(|a| a.strip_prefix("ostree="))?
+        .to_string();
+    let os_release = debugfs(replayed, &format!("cat {root}/usr/lib/os-release"));
+    os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_ID="))
+        .map(str::to_string)
+}
+
+/// The value of a BLS entry's `key` line.
+fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+    entry.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .filter(|rest| rest.starts_with(' '))
+            .map(str::trim)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn berths_finalization_and_rollback_boot_the_old_or_new_version_at_every_point() {
+    let env = common::Env::new("finalize-cuts");
+    let img = env.dir.join("sysroot.img");
+    let _fs = LoopFs::new(&img, &env.sysroot(), "256M");
+    let engine = env.install(&env.image("1")).await;
+    let out = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    let sysroot = deployments::open(&env.sysroot()).unwrap();
+    let staged = deployments::staged(&sysroot).expect("a staged deployment");
+
+    arm(&img);
+    deployments::finalize(&sysroot, &staged).unwrap();
+    let cuts = disarm();
+    let expected = [
+        (faults::DEPLOYED, "1"),
+        (faults::ENTRIES_WRITTEN, "1"),
+        (faults::FLUSHED, "2"),
+        (faults::CLEANED, "2"),
+    ];
+    check_cuts("finalization", &cuts, &expected);
+    assert_eq!(common::deployment_versions(&engine), ["2", "1"]);
+
+    // A deployment-list write: the rollback makes v1, still booted, the default again.
+    arm(&img);
+    deployments::rollback_to_previous(&sysroot).unwrap();
+    let cuts = disarm();
+    let expected = [
+        (faults::ENTRIES_WRITTEN, "2"),
+        (faults::FLUSHED, "1"),
+        (faults::CLEANED, "1"),
+    ];
+    check_cuts("rollback", &cuts, &expected);
+    assert_eq!(common::deployment_versions(&engine), ["1", "2"]);
+    env.fsck();
+}
+
+fn check_cuts(what: &str, cuts: &[(String, PathBuf)], expected: &[(&str, &str)]) {
+    let points: Vec<&str> = cuts.iter().map(|(p, _)| p.as_str()).collect();
+    let reached: Vec<&str> = expected.iter().map(|(p, _)| *p).collect();
+    assert_eq!(points, reached, "{what}: the fault points reached");
+    // What a power cut at each point boots ("none": the machine does not boot).
+    let boots: Vec<(&str, String)> = cuts
+        .iter()
+        .map(|(point, cut)| {
+            let version = boots_from(cut).unwrap_or_else(|| "none".into());
+            let _ = std::fs::remove_file(cut);
+            (point.as_str(), version)
+        })
+        .collect();
+    let want: Vec<(&str, String)> = expected.iter().map(|(p, v)| (*p, v.to_string())).collect();
+    assert_eq!(boots, want, "{what}: the version a power cut at each point boots");
 }

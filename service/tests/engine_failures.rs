@@ -8,6 +8,7 @@ use berth_testkit::demo;
 use berth_testkit::image::{self, file, Entry, Image, Layer};
 use berth_testkit::proxy::{Fault, Proxy};
 use common::*;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -398,7 +399,7 @@ async fn full_disk_is_reported_before_anything_breaks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_random_points_leaves_a_consistent_sysroot() {
+async fn killed_again_and_again_each_resume_leaves_a_consistent_sysroot() {
     let env = Env::new("kill");
     // A larger update so kills land in download, import and deploy.
     let mut big = demo::version(4);
@@ -446,50 +447,96 @@ async fn killed_at_random_points_leaves_a_consistent_sysroot() {
             .stderr(std::process::Stdio::null());
         cmd
     };
-    // Forget everything the switch pulled (with the engine's own discard and cleanup, as a
-    // user would), so each round redoes download, import and deploy.
-    let forget_pull = || {
-        engine.discard_staged().unwrap();
-        let report = engine.cleanup().unwrap();
-        assert!(report.removed_images <= 1, "{report:?}");
-    };
-    // Time one whole switch, then spread the kills evenly across that span (plus jitter).
+    // Time one whole switch, then forget what it pulled (with the engine's own discard and
+    // cleanup, as a user would), so the rounds start from nothing.
     let started = std::time::Instant::now();
     assert!(switch().status().unwrap().success());
     let span = started.elapsed();
-    forget_pull();
-    let rounds = 24u32;
+    engine.discard_staged().unwrap();
+    engine.cleanup().unwrap();
+    // Each round resumes from what the last kill left, with nothing cleaned up in between,
+    // and is killed a little later than the last, until a switch finishes by itself.
+    let mut delay = span / 16;
     let mut seed: u64 = 0x5eed;
-    for round in 0..rounds {
+    let mut kills = 0;
+    for round in 0.. {
+        assert!(
+            round < 60,
+            "the switch never finished: each resumed round was killed"
+        );
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let jitter = std::time::Duration::from_millis(seed % 30);
-        let delay = span * (2 * round + 1) / (2 * rounds) + jitter;
+        let this = delay + std::time::Duration::from_millis(seed % 40);
         let mut child = switch().spawn().unwrap();
-        std::thread::sleep(delay);
+        std::thread::sleep(this);
         let _ = child.kill();
         let status = child.wait().unwrap();
-        eprintln!("round {round}: killed after {delay:?} of {span:?} ({status})");
+        eprintln!("round {round}: killed after {this:?} of {span:?} ({status})");
+        let finished = match status.signal() {
+            Some(sig) => {
+                assert_eq!(sig, SIGKILL, "round {round}: {status}");
+                kills += 1;
+                false
+            }
+            None => {
+                assert!(
+                    status.success(),
+                    "round {round}: the resumed switch failed: {status}"
+                );
+                true
+            }
+        };
         env.fsck();
-        // Booted and previous deployments are still there; at most a staged one was added.
+        // Booted and previous deployments are still there; at most a staged one was added,
+        // and a staged deployment is complete.
         let now = snapshot(&engine);
         assert!(
             before.iter().all(|b| now.contains(b)),
             "round {round}: {now:?} vs {before:?}"
         );
+        assert!(now.len() <= before.len() + 1, "round {round}: {now:?}");
         assert_eq!(booted_version(&engine), "1");
-        forget_pull();
+        let has_staged = engine.status().unwrap().status.staged.is_some();
+        assert_eq!(
+            now.len() == before.len() + 1,
+            has_staged,
+            "round {round}: {now:?}"
+        );
+        if has_staged {
+            assert_complete_big_tree(&staged_dir(&env, &engine));
+        }
+        if finished {
+            assert!(
+                has_staged,
+                "round {round}: the switch finished without staging"
+            );
+            break;
+        }
+        delay = delay * 5 / 4;
     }
-    let out = engine
-        .switch(&env.image("big"), progress::silent(), &Cancel::new())
-        .await
-        .unwrap();
-    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    assert!(
+        kills >= 3,
+        "only {kills} kills landed before the switch finished"
+    );
     engine.reboot().unwrap();
     assert_eq!(booted_version(&engine), "4");
-    assert!(env.booted_dir(&engine).join("usr/share/many/f399").exists());
+    assert_complete_big_tree(&env.booted_dir(&engine));
     env.fsck();
+}
+
+const SIGKILL: i32 = 9;
+
+/// The big update's tree is all there: its 400 small files with their content, the big one.
+fn assert_complete_big_tree(root: &std::path::Path) {
+    let many = root.join("usr/share/many");
+    for i in [0u64, 199, 399] {
+        let got = std::fs::read(many.join(format!("f{i}"))).unwrap();
+        assert_eq!(got, image::noise(1000 + i, 4096), "{}/f{i}", many.display());
+    }
+    assert_eq!(std::fs::read_dir(&many).unwrap().count(), 400);
+    let big = std::fs::metadata(root.join("usr/share/big.bin")).unwrap();
+    assert_eq!(big.len(), 6 << 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,20 +140,23 @@ vm_qemu() {
 # vm_boot LOG [rollback] [KILL_AFTER_MARKER KILL_DELAY]: boots the default BLS entry (or the
 # rollback one; kernel arguments plus $VM_EXTRA_KARGS) with /work step.sh shared over 9p;
 # returns when the guest powers off, or kills QEMU (a power cut) KILL_DELAY seconds after
-# KILL_AFTER_MARKER appears on the serial console.
+# KILL_AFTER_MARKER appears on the serial console, and then records "cut at MARKER" in LOG.cut.
 vm_boot() {
   local log=$1 which=${2:-default} kill_marker=${3:-} kill_delay=${4:-0}
   local opts
   opts="$(vm_kernel "$which")${VM_EXTRA_KARGS:+ $VM_EXTRA_KARGS}"
   mkdir -p "$W/share"
-  : > "$log"
+  : > "$log"; rm -f "$log.cut"
   (vm_qemu "$opts" -monitor none -serial "file:$log" </dev/null >/dev/null 2>&1) &
   local qemu=$! start=$SECONDS
   PIDS+=($qemu)
   while kill -0 "$qemu" 2>/dev/null; do
     if [ -n "$kill_marker" ] && grep -aq -- "$kill_marker" "$log"; then
       sleep "$kill_delay"
-      kill -9 "$qemu" 2>/dev/null && echo "power cut ${kill_delay}s after '$kill_marker'" >&2
+      if kill -9 "$qemu" 2>/dev/null; then
+        echo "cut at $kill_marker +${kill_delay}s" > "$log.cut"
+        echo "power cut ${kill_delay}s after '$kill_marker'" >&2
+      fi
       break
     fi
     if [ $((SECONDS - start)) -gt "$VM_TIMEOUT" ]; then

@@ -10,16 +10,17 @@
 #     logged in or a block inhibitor is held
 #   4 factory reset: /etc edits and /var data gone, the image's defaults back
 #   5 a broken v3 (a failing service) is rolled back
-#   6 power cuts during an update to v4 and during the shutdown that finalizes it: every next
-#     boot is complete v2 or v4 with a clean `ostree fsck`, and a new update then succeeds.
+#   6 power cuts during an update to v4 and during the shutdown that finalizes it, each where
+#     it was meant to land: every next boot is the complete old or new version that follows
+#     from where the cut landed, with a clean `ostree fsck`, and a new update then succeeds.
 #     The harness reads the disk as GRUB does, without replaying the ext4 journal; that is
 #     how a cut during ostree's own finalization was found to leave a machine unbootable.
 # Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
 # is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
 # Prints "vm: N passed, N failed"; exits non-zero on any failure.
 # Usage: tests/vm/run.sh [--all]. Without --all (the test command), scenario 6 cuts the power
-# once per phase (download, import, staging, finalization: deploy, entries written, clean-up);
-# --all adds the cuts at 1 s into the update and at the start of the shutdown.
+# once per phase (download, import, staging; finalization: deployed, entries written but not
+# flushed, flushed); --all adds cuts 1 s into the update, during the clean-up and after it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -43,7 +44,7 @@ trap finish EXIT
 
 PASS=0 FAIL=0
 # What the guest said last, including a boot that stopped in the initramfs.
-guest_tail() { grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$1" | tail -25 | sed 's/^/    /'; }
+guest_tail() { grep -a 'BERTH\|RESULT\|berth\|ostree\|emergency\|Failed\|panic' "$1" | tail -25 | sed 's/^/    /' || true; }
 check() { # check DESC LOG REGEX
   if grep -aEq -- "$3" "$2"; then echo "PASS $1"; PASS=$((PASS + 1));
   else echo "FAIL $1: no /$3/ in $2"; FAIL=$((FAIL + 1)); guest_tail "$2"; fi
@@ -198,44 +199,79 @@ echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"
 booted=${st#*\"booted\":}; booted=${booted%%\"rollback\":*}
 case "$booted" in *"\"version\":\"$v\""*) echo "RESULT consistent=yes";; *) echo "RESULT consistent=no $st";; esac
 ostree admin status'
-# Every cut interrupts a real update, whichever version the last cut left: v2 goes to v4
+# Every cut interrupts a real update from the version the last cut left: v2 goes to v4
 # (":stable", with the 48 MB layer), v4 back to v2.
 UPDATE="echo BERTH-UPDATE-START
 if [ \"\$(cat /usr/lib/berth-test-version)\" = 4 ]; then to=2; else to=stable; fi
 berth switch $REGISTRY/berth/vm:\$to; echo \"RESULT update-rc=\$?\""
+# The finalization's hold points (engine/src/faults.rs): a drop-in makes
+# berth-finalize-staged.service wait at one, so the cut lands exactly there.
+HOLD_DIR=/etc/systemd/system/berth-finalize-staged.service.d
+hold_step() { # hold_step POINT|"": the shell lines that arm (or disarm) a hold
+  echo "rm -rf $HOLD_DIR"
+  [ -n "$1" ] && printf 'mkdir -p %s; printf "[Service]\\nEnvironment=BERTH_FAULT_HOLD=%s\\n" > %s/hold.conf\n' "$HOLD_DIR" "$1" "$HOLD_DIR"
+  echo "systemctl daemon-reload"
+}
 # journald copies berthd's log to the console: the finalization's steps are markers to cut at.
 VM_EXTRA_KARGS=systemd.journald.forward_to_console=1
-n=0
-# Each cut is "marker|seconds after it". The first ones cut the update itself (checking,
-# downloading, importing, staging: how far each got depends on the machine, and is printed);
-# the others cut the shutdown, and in it the finalization of the staged update by
-# berth-finalize-staged.service: while it deploys, right after it wrote the new boot entries
-# (before they are flushed), and while it deletes the old ones. The test command cuts once per
-# phase; --all adds a cut 1 s into the update and one at the start of the shutdown.
-CUTS=("BERTH-UPDATE-START|4" "BERTH-UPDATE-START|10" "BERTH-UPDATE-START|20"
-      "finalize: deploying the staged update|1" "finalize: boot entries written|0"
-      "cleaning up the old ones|0")
-[ -n "$ALL" ] && CUTS=("BERTH-UPDATE-START|1" "${CUTS[@]:0:3}" "BERTH-STEP-END|1" "${CUTS[@]:3}")
+# Each cut is "name|marker|seconds after it|not yet|hold point|next boot": the next boot is "old" (the
+# version the cut met) or "new" (the one the update went to), following from where the cut
+# lands; a cut that lands anywhere else fails. The update cuts follow the progress `berth`
+# prints (Downloading, Unpacking: importing, Preparing the next start: staging) and must meet
+# the update still running and its next phase not begun ("not yet", a pattern that must not
+# be in the log; a cut during the download must also show Downloading last, since layers are
+# imported while later ones download). The finalization cuts hold it at a point: after
+# the new deployment is checked out, after the new boot entries are written but before they
+# are flushed (the bootloader must still see the old ones), and after the flush. --all adds a
+# cut 1 s into the update, one during the clean-up of the old entries, and one after it.
+CUTS=("update: downloading|%  Downloading|2|%  Preparing||old"
+      "update: importing|%  Unpacking|0|%  Preparing||old"
+      "update: staging|%  Preparing|0|%  Finishing||old"
+      "finalize: deployed|holding at deployed|0|boot entries flushed|deployed|old"
+      "finalize: entries written, not flushed|holding at entries-written|0|boot entries flushed|entries-written|old"
+      "finalize: flushed|holding at flushed|0|cleaning up the old ones|flushed|new")
+[ -n "$ALL" ] && CUTS=("update 1 s|BERTH-UPDATE-START|1|%  Preparing||old" "${CUTS[@]}"
+  "finalize: cleaning up|cleaning up the old ones|0|finalize: done||new"
+  "finalize: cleaned|holding at cleaned|0|finalize: done|cleaned|new")
+# The boot after a cut checks it, then runs the next cut's update (one boot per cut).
+n=0 prev= prev_expect=
+check_after_cut() { # check_after_cut N NAME EXPECTED_VERSION LOG_OF_THE_NEXT_BOOT
+  check "cut $1 ($2): next boot is v$3" "$4" "BERTH-BOOTED version=$3 "
+  check "cut $1: booted tree matches its deployment" "$4" 'RESULT consistent=yes'
+  check "cut $1: ostree fsck clean" "$4" 'RESULT fsck=0'
+}
 for cut in "${CUTS[@]}"; do
   n=$((n + 1))
-  vm_step "$VERIFY
+  IFS='|' read -r name marker delay not_yet hold expect <<<"$cut"
+  vm_step "$(hold_step "$hold")
+$VERIFY
 $UPDATE"
-  boot "9-cut-$n" default "${cut%|*}" "${cut#*|}"
-  vm_step "$VERIFY"
-  boot "9-after-cut-$n"
-  echo "   cut $n: the update got to: $(grep -ao '[0-9]*%  [a-z]*  [^[]*' "$W/9-cut-$n.log" | tail -1 | tr -d '\r\033' | cut -c1-60);" \
-    "the finalization got to: $(grep -ao 'finalize: [a-z ]*\|cleaning up the old ones' "$W/9-cut-$n.log" | tail -1);" \
-    "the next boot: $(grep -ao 'BERTH-BOOTED version=[0-9]*' "$W/9-after-cut-$n.log")" >&2
-  # A cut must meet an update that was running or done: one that failed on its own is a bug
-  # (and the cut would test nothing).
-  check_not "cut $n: the update was cut or finished, it did not fail" "$W/9-cut-$n.log" 'RESULT update-rc=[1-9]'
-  check "cut $n ($cut): next boot is the old v2 or the new v4" "$W/9-after-cut-$n.log" 'BERTH-BOOTED version=[24] '
-  check "cut $n: booted tree matches its deployment" "$W/9-after-cut-$n.log" 'RESULT consistent=yes'
-  check "cut $n: ostree fsck clean" "$W/9-after-cut-$n.log" 'RESULT fsck=0'
+  log=$W/9-cut-$n.log
+  boot "9-cut-$n" default "$marker" "$delay"
+  [ -n "$prev" ] && check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$log"
+  from=$(grep -ao 'BERTH-BOOTED version=[0-9]*' "$log" | head -1 | cut -d= -f2)
+  if [ "$from" = 4 ]; then to=2; else to=4; fi
+  echo "   cut $n ($name): on v$from, the update got to: $(grep -ao '[0-9]*%  [A-Z][a-z]*  [^[]*' "$log" | tail -1 | tr -d '\r\033' | cut -c1-60);" \
+    "the finalization got to: $(grep -ao 'finalize: [a-z ]*\|cleaning up the old ones\|holding at [a-z-]*' "$log" | tail -1)" >&2
+  check "cut $n ($name): the power was cut at '$marker'" "$log.cut" "^cut at $marker"
+  check_not "cut $n: it landed before '$not_yet'" "$log" "$not_yet"
+  if [ -z "$hold" ] && [ "$expect" = old ]; then
+    check_not "cut $n: the update was still running" "$log" 'RESULT update-rc='
+    if [ "$marker" = "%  Downloading" ]; then
+      grep -ao '[0-9]*%  [A-Z][a-z]*' "$log" | tail -1 > "$log.phase" || true
+      check "cut $n: the last progress shown is Downloading" "$log.phase" "$marker\$"
+    fi
+  else
+    check "cut $n: the update had staged" "$log" 'RESULT update-rc=0'
+  fi
+  if [ "$expect" = old ]; then expect=$from; else expect=$to; fi
+  prev="$n|$name" prev_expect=$expect
 done
-vm_step "$VERIFY
+vm_step "$(hold_step "")
+$VERIFY
 berth switch $REGISTRY/berth/vm:stable; echo \"RESULT update-rc=\$?\""
 boot 10-update-after-cuts
+check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$W/10-update-after-cuts.log"
 check "an update to v4 after the cuts succeeds (or finds v4 already there)" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
 # How long the last finalization took, from the journal of the boot that ran it.
 vm_step "$VERIFY

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blobcache;
+pub mod bootcount;
 pub mod bootflush;
 pub mod config;
 pub mod deployments;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod faults;
 mod fsutil;
 pub mod growing;
+pub mod grubenv;
 mod hoststatus;
 pub mod imgref;
 pub mod import;

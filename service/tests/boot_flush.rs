@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, Once};
 
+/// The tests of this file run one at a time: ostree calls sync(2) while it writes deployments,
+/// which writes every filesystem's committed journal blocks to their home locations, the
+/// flush the ostree-order test must not get from anyone else.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
     assert!(
@@ -129,6 +134,7 @@ impl Drop for Disk {
 
 #[test]
 fn fsync_alone_leaves_the_bootloader_on_entries_the_kernel_has_deleted() {
+    let _alone = ONE_AT_A_TIME.blocking_lock();
     // The premise of the flush, and ostree 2022.7's order: swap, then delete at once.
     let disk = Disk::new("boot-flush-ostree-order");
     disk.swap();
@@ -143,6 +149,7 @@ fn fsync_alone_leaves_the_bootloader_on_entries_the_kernel_has_deleted() {
 
 #[test]
 fn flushing_between_the_swap_and_the_deletion_keeps_every_cut_bootable() {
+    let _alone = ONE_AT_A_TIME.blocking_lock();
     let disk = Disk::new("boot-flush-berth-order");
     assert!(disk.boots("before"));
     disk.swap();
@@ -156,6 +163,7 @@ fn flushing_between_the_swap_and_the_deletion_keeps_every_cut_bootable() {
 
 #[test]
 fn a_filesystem_without_a_journal_is_synced() {
+    let _alone = ONE_AT_A_TIME.blocking_lock();
     let dir = common::test_root().join("boot-flush-tmpfs");
     std::fs::create_dir_all(&dir).unwrap();
     assert_eq!(bootflush::flush(&dir).unwrap(), Flush::Sync);
@@ -279,6 +287,7 @@ fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn berths_finalization_and_rollback_boot_the_old_or_new_version_at_every_point() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let env = common::Env::new("finalize-cuts");
     let img = env.dir.join("sysroot.img");
     let _fs = LoopFs::new(&img, &env.sysroot(), "256M");
@@ -331,5 +340,8 @@ fn check_cuts(what: &str, cuts: &[(String, PathBuf)], expected: &[(&str, &str)])
         })
         .collect();
     let want: Vec<(&str, String)> = expected.iter().map(|(p, v)| (*p, v.to_string())).collect();
-    assert_eq!(boots, want, "{what}: the version a power cut at each point boots");
+    assert_eq!(
+        boots, want,
+        "{what}: the version a power cut at each point boots"
+    );
 }

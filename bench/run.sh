@@ -1,8 +1,9 @@
 #!/bin/bash
 # Berth's benchmark: builds a ~545 MB / 22,300-file / 5-layer OS image, serves it from a local
-# docker-registry, and times Berth's pull+import+deploy (and a one-layer update) against the
-# skopeo + `ostree commit --tree=tar=` + `ostree admin deploy` baseline, printing both side by
-# side with peak RSS and the bytes fetched. Everything lives on a private tmpfs inside a
+# docker-registry, and times Berth's pull+import+deploy (and a one-layer update) against two
+# baselines, skopeo + `ostree commit --tree=tar=` + `ostree admin deploy` with one commit of all
+# layers or a commit per layer and a merge commit (as ostree-ext keeps them), printing them side
+# by side with peak RSS and the bytes fetched. Everything lives on a private tmpfs inside a
 # private mount namespace. Needs root and .ci/install-deps. Usage: bench/run.sh [--runs N] (default 3; best of N is printed)
 set -euo pipefail
 cd "$(dirname "$0")/.."

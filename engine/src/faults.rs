@@ -4,8 +4,9 @@
 //!
 //! Two ways to stop there, both for tests only; neither changes what is written:
 //! - in-process tests register an observer, which runs at each point (it copies the disk);
-//! - `BERTH_FAULT_HOLD=<point>` in the environment (the VM passes it with `systemd.setenv=`)
-//!   makes the process log `holding at <point>` and wait, so a power cut lands exactly there.
+//! - `BERTH_FAULT_HOLD=<point>` in the environment (the VM sets it in a drop-in for
+//!   `berth-finalize-staged.service`) makes the process log `holding at <point>` and wait, so
+//!   a power cut lands exactly there. Only root can set a service's environment.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -20,19 +20,14 @@ fn menu(sysroot: &Path) -> Vec<String> {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .map(|text| {
             let field = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-                    .map(str::trim)
-                    .unwrap_or_else(|| panic!("no {key} in {text}"))
-                    .to_string()
+                common::bls_field(&text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
             };
             let version: u64 = field("version").parse().unwrap();
             let root = field("options")
                 .split(' ')
                 .find_map(|a| a.strip_prefix("ostree="))
                 .expect("ostree= argument")
-                .trim_start_matches('/')
-                .to_string();
+                .trim_start_matches('/');
             (version, os_version(&sysroot.join(root)))
         })
         .collect();

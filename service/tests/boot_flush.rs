@@ -28,13 +28,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// What `link` points to on the image, or None if it does not exist there.
 fn link_on(img: &Path, link: &str) -> Option<String> {
-    // -c: without the allocation bitmaps, as a bootloader reads the disk.
-    let out = Command::new("debugfs")
-        .args(["-c", "-R", &format!("stat {link}")])
-        .arg(img)
-        .output()
-        .expect("debugfs");
-    String::from_utf8_lossy(&out.stdout)
+    debugfs(img, &format!("stat {link}"))
         .lines()
         .find_map(|l| l.trim().strip_prefix("Fast link dest: \""))
         .map(|l| l.trim_end_matches('"').to_string())
@@ -45,6 +39,7 @@ fn link_on(img: &Path, link: &str) -> Option<String> {
 struct Disk {
     img: PathBuf,
     mnt: PathBuf,
+    _fs: LoopFs,
 }
 
 impl Disk {
@@ -52,14 +47,8 @@ impl Disk {
         let dir = common::test_root().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let (img, mnt) = (dir.join("disk.img"), dir.join("mnt"));
-        std::fs::create_dir_all(&mnt).unwrap();
-        run(Command::new("truncate").args(["-s", "64M"]).arg(&img));
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mnt));
-        let disk = Disk { img, mnt };
+        let _fs = LoopFs::new(&img, &mnt, "64M");
+        let disk = Disk { img, mnt, _fs };
         std::fs::create_dir_all(disk.mnt.join("loader.0/entries")).unwrap();
         std::fs::create_dir_all(disk.mnt.join("ostree")).unwrap();
         disk.symlink("loader.0", "loader");
@@ -99,16 +88,7 @@ impl Disk {
         let replayed = self.img.with_file_name(format!("{name}-replayed.img"));
         std::fs::copy(&self.img, &raw).unwrap();
         std::fs::copy(&self.img, &replayed).unwrap();
-        let st = Command::new("e2fsck")
-            .args(["-y", "-E", "journal_only"])
-            .arg(&replayed)
-            .output()
-            .expect("e2fsck");
-        assert!(
-            st.status.code().is_some_and(|c| c <= 1),
-            "e2fsck: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        replay_journal(&replayed);
         (raw, replayed)
     }
 
@@ -123,12 +103,6 @@ impl Disk {
             "/ostree/boot.1"
         };
         link_on(&replayed, boot_link).is_some()
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
     }
 }
 
@@ -195,6 +169,20 @@ fn disarm() -> Vec<(String, PathBuf)> {
     CUTS.lock().unwrap().take().unwrap().1
 }
 
+/// Replays the journal of a copied disk, as the next boot's mount does.
+fn replay_journal(img: &Path) {
+    let st = Command::new("e2fsck")
+        .args(["-y", "-E", "journal_only"])
+        .arg(img)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        st.status.code().is_some_and(|c| c <= 1),
+        "e2fsck: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
 /// Copies a disk image keeping its holes: the test's tmpfs holds many copies.
 fn copy_sparse(from: &Path, to: &Path) {
     run(Command::new("cp").arg("--sparse=always").arg(from).arg(to));
@@ -219,6 +207,8 @@ impl Drop for LoopFs {
     }
 }
 
+/// A debugfs request on a disk image; -c: without the allocation bitmaps, as a bootloader
+/// reads the disk.
 fn debugfs(img: &Path, request: &str) -> String {
     let out = Command::new("debugfs")
         .args(["-c", "-R", request])
@@ -235,12 +225,7 @@ fn debugfs(img: &Path, request: &str) -> String {
 fn boots_from(cut: &Path) -> Option<String> {
     let replayed = cut.with_extension("replayed.img");
     copy_sparse(cut, &replayed);
-    let st = Command::new("e2fsck")
-        .args(["-y", "-E", "journal_only"])
-        .arg(&replayed)
-        .output()
-        .expect("e2fsck");
-    assert!(st.status.code().is_some_and(|c| c <= 1), "e2fsck: {st:?}");
+    replay_journal(&replayed);
     let version = boots_version(cut, &replayed);
     let _ = std::fs::remove_file(&replayed);
     version
@@ -255,17 +240,17 @@ fn boots_version(cut: &Path, replayed: &Path) -> Option<String> {
         .filter(|name| name.ends_with(".conf"))
         .map(|name| debugfs(cut, &format!("cat /boot/{loader}/entries/{name}")))
         .map(|text| {
-            let version = field(&text, "version").and_then(|v| v.parse().ok());
+            let version = common::bls_field(&text, "version").and_then(|v| v.parse().ok());
             (version.unwrap_or(0), text)
         })
         .collect();
     entries.sort();
     let (_, entry) = entries.pop()?;
-    let kernel = field(&entry, "linux")?;
+    let kernel = common::bls_field(&entry, "linux")?;
     if debugfs(cut, &format!("stat /boot{kernel}")).is_empty() {
         return None;
     }
-    let root = field(&entry, "options")?
+    let root = common::bls_field(&entry, "options")?
         .split(' ')
         .find_map(|a| a.strip_prefix("ostree="))?
         .to_string();
@@ -274,15 +259,6 @@ fn boots_version(cut: &Path, replayed: &Path) -> Option<String> {
         .lines()
         .find_map(|l| l.strip_prefix("VERSION_ID="))
         .map(str::to_string)
-}
-
-/// The value of a BLS entry's `key` line.
-fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
-    entry.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .filter(|rest| rest.starts_with(' '))
-            .map(str::trim)
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

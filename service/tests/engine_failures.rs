@@ -475,7 +475,7 @@ async fn killed_again_and_again_each_resume_leaves_a_consistent_sysroot() {
         eprintln!("round {round}: killed after {this:?} of {span:?} ({status})");
         let finished = match status.signal() {
             Some(sig) => {
-                assert_eq!(sig, SIGKILL, "round {round}: {status}");
+                assert_eq!(sig, libc::SIGKILL, "round {round}: {status}");
                 kills += 1;
                 false
             }
@@ -524,8 +524,6 @@ async fn killed_again_and_again_each_resume_leaves_a_consistent_sysroot() {
     assert_complete_big_tree(&env.booted_dir(&engine));
     env.fsck();
 }
-
-const SIGKILL: i32 = 9;
 
 /// The big update's tree is all there: its 400 small files with their content, the big one.
 fn assert_complete_big_tree(root: &std::path::Path) {

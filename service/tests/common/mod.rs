@@ -213,3 +213,12 @@ pub fn small_fs(dir: &Path, mib: u64) {
         .unwrap();
     assert!(st.success());
 }
+
+/// The value of a Boot Loader Specification entry's `key` line.
+pub fn bls_field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+    entry.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .filter(|rest| rest.starts_with(' '))
+            .map(str::trim)
+    })
+}

@@ -84,6 +84,12 @@ enum Command {
     },
     /// Reboot into the default deployment.
     Reboot,
+    /// Mark this boot good (ends an update's trial) or bad (the next boot goes back to the
+    /// previous deployment, and the image is not installed again by updates).
+    MarkBoot {
+        #[arg(value_parser = ["good", "bad"])]
+        verdict: String,
+    },
     /// Cancel what berthd is doing.
     Cancel,
     /// Follow berthd's state and progress until interrupted.
@@ -198,6 +204,16 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
         Command::Pin { index } => c.call_unit("Pin", &(index,)).await?,
         Command::Unpin { index } => c.call_unit("Unpin", &(index,)).await?,
         Command::Reboot => c.call_unit("Reboot", &(options([]),)).await?,
+        Command::MarkBoot { verdict } => {
+            c.call_unit("MarkBoot", &(verdict.as_str(), options([])))
+                .await?;
+            if !json {
+                match verdict.as_str() {
+                    "good" => println!("{}", fl!("cli-marked-good")),
+                    _ => println!("{}", fl!("cli-marked-bad")),
+                }
+            }
+        }
         Command::Cancel => {
             let active = c.manager.active_transaction().await?;
             if active.as_str() == "/" {
@@ -249,6 +265,20 @@ fn report(result: &serde_json::Value, json: bool) {
         Some("no-update") => println!("{}", fl!("cli-up-to-date")),
         Some("downloaded") => println!("{}", fl!("cli-downloaded", version = version(result))),
         Some("staged") => println!("{}", fl!("cli-staged", version = version(result))),
+        Some("known-bad") => {
+            let failed = &result["failed"];
+            println!(
+                "{}",
+                fl!(
+                    "cli-known-bad",
+                    version = failed["version"]
+                        .as_str()
+                        .or(failed["digest"].as_str())
+                        .unwrap_or("?"),
+                    message = failed["detail"].as_str().unwrap_or("?")
+                )
+            )
+        }
         _ => println!("{result}"),
     }
 }

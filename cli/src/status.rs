@@ -59,6 +59,7 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
             )
         );
     }
+    print_assessment(&berth["bootAssessment"]);
     let state = c.manager.state().await?;
     println!("{}", fl!("cli-state", state = state));
     let err = c.manager.error_message().await?;
@@ -92,6 +93,38 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
         println!("{}", fl!("cli-running", path = active.as_str()));
     }
     Ok(())
+}
+
+/// Whether this boot is a trial, and the last update that failed one.
+fn print_assessment(a: &Value) {
+    match a["state"].as_str() {
+        Some("on-trial") => println!(
+            "{}",
+            fl!(
+                "cli-boot-on-trial",
+                tries = a["triesLeft"].as_u64().unwrap_or(0)
+            )
+        ),
+        Some("fell-back") => println!("{}", fl!("cli-boot-fell-back")),
+        _ => {}
+    }
+    let failed = &a["lastFailure"];
+    if failed.is_object() {
+        let s = |k: &str| failed[k].as_str().unwrap_or("?").to_string();
+        let version = failed["version"]
+            .as_str()
+            .or(failed["digest"].as_str())
+            .unwrap_or("?");
+        println!(
+            "{}",
+            fl!(
+                "cli-last-failure",
+                version = version,
+                reason = s("reason"),
+                detail = s("detail")
+            )
+        );
+    }
 }
 
 pub fn print_check(r: &Value) {

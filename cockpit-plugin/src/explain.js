@@ -23,6 +23,8 @@ const KEYS = {
     WrongState: "error-wrong-state",
     Busy: "error-busy",
     Interrupted: "error-interrupted",
+    UpdateRolledBack: "error-update-rolled-back",
+    HealthCheckFailed: "error-health-check-failed",
     RebootBlocked: "error-reboot-blocked",
     NotAuthorized: "error-not-authorized",
     "org.freedesktop.DBus.Error.AccessDenied": "error-not-authorized",

@@ -63,6 +63,8 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("RebootBlocked", 7),
     ("NotAuthorized", 8),
     ("Downgrade", 8),
+    ("HealthCheckFailed", 9),
+    ("UpdateRolledBack", 9),
 ];
 
 /// Exit code for a D-Bus error name (Berth's own, or the bus's standard ones).

@@ -12,6 +12,10 @@
 //! max-layer-entries = 4000000                # tar entries in one layer
 //! max-layer-bytes = 34359738368              # uncompressed bytes of one layer (32 GiB)
 //! max-tar-header-bytes = 1048576             # one GNU long name or PAX header
+//!
+//! [health]                                   # boot assessment of a new deployment
+//! tries = 3                                  # boots it gets to pass; 0: no boot counting
+//! check-timeout = 300                        # seconds one health.d check may run
 //! ```
 
 use crate::error::{Error, Result};
@@ -35,6 +39,26 @@ pub struct Config {
     pub retries: u32,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub health: Health,
+}
+
+/// Boot assessment: how many boots an update gets to prove itself, and how long one of
+/// its health checks may take before it counts as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Health {
+    pub tries: u32,
+    pub check_timeout: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            tries: crate::bootcount::DEFAULT_TRIES,
+            check_timeout: 300,
+        }
+    }
 }
 
 /// Caps on what one image may make Berth read, hold or write. A real OS image has tens of
@@ -76,6 +100,7 @@ impl Default for Config {
             download_concurrency: default_concurrency(),
             retries: default_retries(),
             limits: Limits::default(),
+            health: Health::default(),
         }
     }
 }
@@ -109,6 +134,13 @@ impl Config {
         if cfg.download_concurrency == 0 || cfg.download_concurrency > 16 {
             return Err("download-concurrency must be between 1 and 16".into());
         }
+        // A machine that boots a bad update a hundred times has not been protected.
+        if cfg.health.tries > 99 {
+            return Err("health.tries must be between 0 and 99".into());
+        }
+        if cfg.health.check_timeout == 0 {
+            return Err("health.check-timeout must be at least 1 (seconds)".into());
+        }
         Ok(cfg)
     }
 
@@ -136,5 +168,10 @@ mod tests {
             Limits::default().max_layer_entries
         );
         assert!(Config::parse("[limits]\nmax-layerz = 7\n").is_err());
+        assert_eq!(Config::default().health.tries, 3);
+        let c = Config::parse("[health]\ntries = 1\ncheck-timeout = 20\n").unwrap();
+        assert_eq!((c.health.tries, c.health.check_timeout), (1, 20));
+        assert!(Config::parse("[health]\ntries = 100\n").is_err());
+        assert!(Config::parse("[health]\ncheck-timeout = 0\n").is_err());
     }
 }

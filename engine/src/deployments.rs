@@ -63,7 +63,7 @@ pub fn id(d: &ostree::Deployment) -> String {
     format!("{} {} {}", d.osname(), d.csum(), d.deployserial())
 }
 
-fn sysroot_path(sysroot: &ostree::Sysroot) -> PathBuf {
+pub(crate) fn sysroot_path(sysroot: &ostree::Sysroot) -> PathBuf {
     sysroot.path().path().unwrap_or_default()
 }
 
@@ -109,6 +109,17 @@ pub fn rollback(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
         .deployments()
         .into_iter()
         .find(|d| !is_staged(d) && !d.equal(&booted) && d.osname() == booted.osname())
+}
+
+/// On an emulated sysroot: what a bootloader's choice of `d` looks like to the booted system
+/// (tests of the fallback boot the rollback entry this way).
+pub fn emulate_boot_of(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()> {
+    if !is_emulated(sysroot) {
+        return Err(Error::WrongState(
+            "this sysroot is the running system: its bootloader chooses".into(),
+        ));
+    }
+    record_booted(sysroot, d)
 }
 
 fn record_booted(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()> {
@@ -224,10 +235,14 @@ pub fn deploy_default(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<os
 /// `/etc` merged from the booted one as it is now, written as the new default with the booted
 /// one as rollback, but with the boot entries flushed before the old ones are deleted. Returns
 /// the new default, or `None` when nothing was staged.
-pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deployment>> {
+/// `tries`: boots the new deployment gets to prove itself (boot assessment; 0: none).
+pub fn finalize_staged(
+    sysroot: &ostree::Sysroot,
+    tries: u32,
+) -> Result<Option<ostree::Deployment>> {
     let _lock = Locked::take(sysroot)?;
     match sysroot.staged_deployment() {
-        Some(staged) => finalize_locked(sysroot, &staged).map(Some),
+        Some(staged) => finalize_locked(sysroot, &staged, tries).map(Some),
         None => Ok(None),
     }
 }
@@ -237,14 +252,16 @@ pub fn finalize_staged(sysroot: &ostree::Sysroot) -> Result<Option<ostree::Deplo
 pub fn finalize(
     sysroot: &ostree::Sysroot,
     staged: &ostree::Deployment,
+    tries: u32,
 ) -> Result<ostree::Deployment> {
     let _lock = Locked::take(sysroot)?;
-    finalize_locked(sysroot, staged)
+    finalize_locked(sysroot, staged, tries)
 }
 
 fn finalize_locked(
     sysroot: &ostree::Sysroot,
     staged: &ostree::Deployment,
+    tries: u32,
 ) -> Result<ostree::Deployment> {
     let osname = staged.osname().to_string();
     let commit = staged.csum().to_string();
@@ -267,6 +284,9 @@ fn finalize_locked(
         },
     )?;
     faults::point(faults::DEPLOYED);
+    // Armed before the new entries exist: a power cut before they are flushed boots the old
+    // deployment on trial, which passes (it booted before) and so ends the trial.
+    crate::assessment::arm(&sysroot_path(sysroot), tries)?;
     // ostree's finalizer keeps the same deployments: the new one, the booted one, pinned ones
     // and other stateroots. The staged one is dropped (its directory and /run marker go).
     let flags = ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
@@ -360,14 +380,24 @@ pub fn rollback_to_previous(sysroot: &ostree::Sysroot) -> Result<ostree::Deploym
     } else {
         booted
     };
+    make_default_locked(sysroot, &target)?;
+    Ok(target)
+}
+
+/// Moves `target` to the front of the deployment list: it boots next and from then on.
+pub fn make_default(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {
+    let _lock = Locked::take(sysroot)?;
+    make_default_locked(sysroot, target)
+}
+
+fn make_default_locked(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {
     let mut list: Vec<_> = sysroot
         .deployments()
         .into_iter()
-        .filter(|d| !d.equal(&target))
+        .filter(|d| !d.equal(target))
         .collect();
     list.insert(0, target.clone());
-    write_list(sysroot, &list)?;
-    Ok(target)
+    write_list(sysroot, &list)
 }
 
 /// What a reboot does on an emulated sysroot: the staged deployment is finalized as the new

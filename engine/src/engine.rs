@@ -1,5 +1,6 @@
 //! The engine's front door: one [`Engine`] per sysroot, with every operation berthd offers.
 
+use crate::assessment;
 use crate::blobcache::BlobCache;
 use crate::config::Config;
 use crate::deployments::{self as deps, NewDeployment, BERTH_GROUP};
@@ -48,6 +49,10 @@ pub struct CheckResult {
     pub download_bytes: u64,
     pub layers: usize,
     pub layers_to_download: usize,
+    /// The image offered failed its boot assessment here: not an update a routine update
+    /// installs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_bad: Option<assessment::FailedUpdate>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
@@ -79,6 +84,25 @@ pub struct Approval {
     pub any_layout_owner: bool,
 }
 
+/// What a deployment of an image is for.
+struct Intent {
+    download_only: bool,
+    approved: Approval,
+    /// An update (routine, automatic or root's) passes over an image that failed its boot
+    /// assessment here; a switch installs what the administrator named.
+    skip_known_bad: bool,
+}
+
+impl Intent {
+    fn update(opts: UpdateOptions) -> Intent {
+        Intent {
+            download_only: opts.download_only,
+            approved: opts.approved,
+            skip_known_bad: true,
+        }
+    }
+}
+
 impl Approval {
     /// A switch, or root's own command: the administrator chose the image.
     pub const ADMIN: Approval = Approval {
@@ -107,6 +131,11 @@ pub enum UpdateOutcome {
     },
     Staged {
         pulled: Pulled,
+    },
+    /// The image failed its boot assessment here before: a routine update does not install
+    /// it again (an administrator still can, with switch). A newer image is tried.
+    KnownBad {
+        failed: assessment::FailedUpdate,
     },
 }
 
@@ -192,6 +221,7 @@ impl Engine {
                 download_bytes: 0,
                 layers: 0,
                 layers_to_download: 0,
+                known_bad: None,
             });
         }
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
@@ -213,15 +243,18 @@ impl Engine {
             }
         }
         let booted_digest = known.first().map(|k| k.1.clone());
+        let known_bad = assessment::known_bad(&self.sysroot, &fetched.manifest_digest)?;
         Ok(CheckResult {
             image: image.to_string(),
-            update_available: booted_digest.as_deref() != Some(fetched.manifest_digest.as_str()),
+            update_available: booted_digest.as_deref() != Some(fetched.manifest_digest.as_str())
+                && known_bad.is_none(),
             manifest_digest: fetched.manifest_digest.clone(),
             version: fetched.config.label(oci::VERSION_LABEL).map(str::to_string),
             created: fetched.config.created.clone(),
             download_bytes,
             layers: fetched.manifest.layers.len(),
             layers_to_download,
+            known_bad,
         })
     }
 
@@ -281,7 +314,7 @@ impl Engine {
             self.stage_pulled(&image, &pulled, progress).await?;
             return Ok(UpdateOutcome::Staged { pulled });
         }
-        self.deploy_image(&image, opts.download_only, opts.approved, progress, cancel)
+        self.deploy_image(&image, Intent::update(opts), progress, cancel)
             .await
     }
 
@@ -293,8 +326,12 @@ impl Engine {
         cancel: &Cancel,
     ) -> Result<UpdateOutcome> {
         self.tracked_image()?;
-        self.deploy_image(image, false, Approval::ADMIN, progress, cancel)
-            .await
+        let intent = Intent {
+            download_only: false,
+            approved: Approval::ADMIN,
+            skip_known_bad: false,
+        };
+        self.deploy_image(image, intent, progress, cancel).await
     }
 
     /// Whether a deployment of the image with `created` would go back in time. An image
@@ -334,11 +371,15 @@ impl Engine {
     async fn deploy_image(
         &self,
         image: &ImageRef,
-        download_only: bool,
-        approved: Approval,
+        intent: Intent,
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<UpdateOutcome> {
+        let Intent {
+            download_only,
+            approved,
+            skip_known_bad,
+        } = intent;
         let source = Source::new(image, &self.config, approved.layout_trust())?;
         report(&progress, Phase::Checking, format!("checking {image}"));
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
@@ -358,6 +399,11 @@ impl Engine {
             return Ok(UpdateOutcome::NoUpdate {
                 manifest_digest: fetched.manifest_digest,
             });
+        }
+        if skip_known_bad {
+            if let Some(failed) = assessment::known_bad(&self.sysroot, &fetched.manifest_digest)? {
+                return Ok(UpdateOutcome::KnownBad { failed });
+            }
         }
         if !approved.downgrade {
             self.refuse_downgrade(
@@ -517,6 +563,8 @@ impl Engine {
     pub fn rollback(&self) -> Result<()> {
         let sysroot = self.open_sysroot()?;
         deps::rollback_to_previous(&sysroot)?;
+        // The administrator chose what boots: a trial must not fall back to the other one.
+        assessment::disarm(&self.sysroot)?;
         self.drop_cached_update();
         Ok(())
     }
@@ -633,6 +681,7 @@ impl Engine {
             },
         )?;
         seed_var(&sysroot, &d)?;
+        assessment::disarm(&self.sysroot)?;
         self.drop_cached_update();
         Ok(new_root)
     }
@@ -642,7 +691,39 @@ impl Engine {
     /// deployment's id, or `None` when nothing was staged.
     pub fn finalize_staged(&self) -> Result<Option<String>> {
         let sysroot = self.open_sysroot()?;
-        Ok(deps::finalize_staged(&sysroot)?.map(|d| deps::id(&d)))
+        Ok(deps::finalize_staged(&sysroot, self.config.health.tries)?.map(|d| deps::id(&d)))
+    }
+
+    /// Early in every boot (boot assessment): the trial state; after a fallback, the
+    /// rollback made permanent and the failed update recorded.
+    pub fn assess_boot(&self) -> Result<assessment::BootOutcome> {
+        assessment::on_boot(&self.open_sysroot()?)
+    }
+
+    /// Whether the booted deployment is on trial, without acting on it.
+    pub fn boot_state(&self) -> Result<assessment::BootState> {
+        assessment::state(&self.sysroot)
+    }
+
+    /// Runs the health checks in `dirs` (see [`crate::health`]) with the configured timeout.
+    pub async fn run_health_checks(&self, dirs: &[&Path]) -> Result<usize> {
+        let timeout = std::time::Duration::from_secs(self.config.health.check_timeout);
+        crate::health::run(dirs, timeout).await
+    }
+
+    /// The booted deployment passed: its trial ends. Returns whether one was running.
+    pub fn mark_boot_good(&self) -> Result<bool> {
+        assessment::mark_good(&self.sysroot)
+    }
+
+    /// The booted deployment is bad: the next boot falls back to the previous one.
+    pub fn mark_boot_bad(&self, detail: &str) -> Result<()> {
+        assessment::mark_bad(&self.open_sysroot()?, detail)
+    }
+
+    /// A check failed on this boot; returns whether it is a trial (a reboot tries again).
+    pub fn note_boot_failure(&self, reason: assessment::Reason, detail: &str) -> Result<bool> {
+        assessment::note_failure(&self.open_sysroot()?, reason, detail)
     }
 
     /// Whether this sysroot is not the running system (staging and reboot are emulated).

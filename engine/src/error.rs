@@ -56,6 +56,9 @@ pub enum Error {
     WrongState(String),
     #[error("busy: {0}")]
     Busy(String),
+    /// A health check of the booted system failed (`berthd health-check`).
+    #[error("health check failed: {0}")]
+    HealthCheckFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -91,6 +94,7 @@ impl Error {
             Error::Cancelled => "Cancelled",
             Error::WrongState(_) => "WrongState",
             Error::Busy(_) => "Busy",
+            Error::HealthCheckFailed(_) => "HealthCheckFailed",
             Error::Io { source, .. } if is_enospc(source) => "NoSpace",
             Error::Io { .. } => "Failed",
             Error::Ostree { source, .. } if glib_is_enospc(source) => "NoSpace",

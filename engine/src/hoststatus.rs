@@ -62,6 +62,27 @@ fn cached_status(c: &CachedUpdate) -> Option<ImageStatus> {
     })
 }
 
+/// Status never fails on a damaged environment block or record: it says what it could read.
+fn boot_assessment(sysroot: &ostree::Sysroot) -> crate::status::BootAssessment {
+    use crate::assessment::{self, BootState};
+    let path = deps::sysroot_path(sysroot);
+    let state = assessment::state(&path).unwrap_or_else(|e| {
+        tracing::warn!("boot assessment: {e}");
+        BootState::Unavailable
+    });
+    let last_failure = match assessment::load(&path) {
+        Ok(mut r) => r.failed.pop(),
+        Err(e) => {
+            tracing::warn!("boot assessment: {e}");
+            None
+        }
+    };
+    crate::status::BootAssessment {
+        state,
+        last_failure,
+    }
+}
+
 pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<Host> {
     let repo = sysroot.repo();
     let booted = deps::booted(sysroot);
@@ -151,6 +172,7 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
                 stateroot: booted.as_ref().map(|b| b.osname().to_string()),
                 deployments,
                 cached_update: cached,
+                boot_assessment: boot_assessment(sysroot),
             },
         },
     })

@@ -1,6 +1,7 @@
 //! Berth's core engine: pull bootable OCI images, import them into ostree, stage, roll back,
 //! switch, pin, clean up, factory reset and install. berthd is its only privileged caller.
 
+pub mod assessment;
 pub mod auth;
 pub mod blobcache;
 pub mod bootcount;
@@ -13,6 +14,7 @@ pub mod faults;
 mod fsutil;
 pub mod growing;
 pub mod grubenv;
+pub mod health;
 mod hoststatus;
 pub mod imgref;
 pub mod import;

@@ -83,6 +83,16 @@ pub struct BerthStatus {
     pub deployments: Vec<DeploymentInfo>,
     /// An update downloaded but not staged yet.
     pub cached_update: Option<CachedUpdate>,
+    pub boot_assessment: BootAssessment,
+}
+
+/// Whether the booted deployment is on trial, and the last update that failed its trial.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootAssessment {
+    #[serde(flatten)]
+    pub state: crate::assessment::BootState,
+    pub last_failure: Option<crate::assessment::FailedUpdate>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

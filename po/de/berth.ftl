@@ -52,6 +52,10 @@ error-busy = Ein anderer Vorgang läuft
 error-busy-advice = Warten Sie, bis er beendet ist, und versuchen Sie es dann erneut.
 error-interrupted = Der Vorgang wurde unterbrochen
 error-interrupted-advice = Der Aktualisierungsdienst wurde beendet, bevor er fertig war. Das laufende System und die installierten Versionen sind unverändert; versuchen Sie es erneut.
+error-update-rolled-back = Die Aktualisierung wurde zurückgenommen
+error-update-rolled-back-advice = Die neue Version hat ihre Prüfungen beim Start nicht bestanden, daher ist das System von selbst zur vorherigen Version zurückgekehrt. Es ging nichts verloren. Dasselbe Abbild wird nicht erneut installiert, ein neueres schon.
+error-health-check-failed = Eine Systemprüfung ist fehlgeschlagen
+error-health-check-failed-advice = Das System hat eine Prüfung nach einer Aktualisierung nicht bestanden. Ist dieser Start eine Erprobung der Aktualisierung, startet das System neu und versucht es erneut oder kehrt zur vorherigen Version zurück.
 error-reboot-blocked = Der Neustart wird blockiert
 error-reboot-blocked-advice = Jemand anderes ist angemeldet oder eine Anwendung verhindert den Neustart. Schließen Sie sie oder bitten Sie die anderen, sich abzumelden, und starten Sie dann neu.
 error-not-authorized = Sie dürfen das nicht tun
@@ -159,6 +163,19 @@ cli-cancelled = { $path } abgebrochen.
 cli-finished-first = { $path } war fertig, bevor es abgebrochen werden konnte.
 cli-automatic-updates = automatische Aktualisierungen: { $policy }
 cli-up-to-date = Bereits auf dem neuesten Stand.
+cli-boot-on-trial = Dieser Start erprobt die Aktualisierung: noch { $tries } { $tries ->
+    [one] Versuch
+   *[other] Versuche
+ }, falls die Systemprüfungen fehlschlagen.
+cli-boot-fell-back = Der Bootloader ist zur vorherigen Installation zurückgekehrt; sie wird zur Vorgabe.
+cli-known-bad = { $version } wird nicht installiert: Es ist auf diesem Rechner bereits gescheitert ({ $message }). Ein neueres Abbild wird versucht.
+cli-marked-good = Dieser Start ist als gut markiert.
+cli-marked-bad = Dieser Start ist als schlecht markiert: Der nächste Start kehrt zur vorherigen Installation zurück.
+cli-last-failure = { $reason ->
+    [health-check-failed] Die Aktualisierung auf { $version } hat ihre Systemprüfungen nicht bestanden und wurde zurückgenommen
+    [boot-incomplete] Die Aktualisierung auf { $version } hat den Start nicht abgeschlossen und wurde zurückgenommen
+   *[other] Die Aktualisierung auf { $version } wurde als schlecht markiert und zurückgenommen
+ }: { $detail }
 cli-downloaded = Version { $version } heruntergeladen; `berth update --from-downloaded` installiert sie.
 cli-staged = Version { $version } ist bereitgestellt; sie startet beim nächsten Neustart.
 cli-role-staged = bereit

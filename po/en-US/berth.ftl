@@ -52,6 +52,10 @@ error-busy = Another operation is running
 error-busy-advice = Wait for it to finish, then try again.
 error-interrupted = The operation was interrupted
 error-interrupted-advice = The update service stopped before it finished. The running system and the installed versions are unchanged; try again.
+error-update-rolled-back = The update was rolled back
+error-update-rolled-back-advice = The new version did not pass its checks when it started, so the system went back to the previous version by itself. Nothing was lost. The same image will not be installed again; a newer one will be.
+error-health-check-failed = A health check failed
+error-health-check-failed-advice = The system did not pass a check it runs after an update. If this start is a trial of an update, the system restarts and tries again or goes back to the previous version.
 error-reboot-blocked = The restart is blocked
 error-reboot-blocked-advice = Another user is logged in or an application is preventing a restart. Close it or ask the other users to log out, then restart.
 error-not-authorized = You are not allowed to do this
@@ -159,6 +163,19 @@ cli-cancelled = Cancelled { $path }.
 cli-finished-first = { $path } finished before it could be cancelled.
 cli-automatic-updates = automatic-updates: { $policy }
 cli-up-to-date = Already up to date.
+cli-boot-on-trial = This boot is a trial of the update: { $tries } more { $tries ->
+    [one] try
+   *[other] tries
+ } if it does not pass its health checks.
+cli-boot-fell-back = The bootloader fell back to the previous deployment; it becomes the default.
+cli-known-bad = Not installing { $version }: it failed on this machine before ({ $message }). A newer image will be tried.
+cli-marked-good = This boot is marked good.
+cli-marked-bad = This boot is marked bad: the next boot goes back to the previous deployment.
+cli-last-failure = { $reason ->
+    [health-check-failed] Update to { $version } failed its health checks and was rolled back
+    [boot-incomplete] Update to { $version } did not finish booting and was rolled back
+   *[other] Update to { $version } was marked bad and rolled back
+ }: { $detail }
 cli-downloaded = Downloaded version { $version }; `berth update --from-downloaded` stages it.
 cli-staged = Version { $version } is staged; it boots at the next restart.
 cli-role-staged = staged

@@ -52,6 +52,10 @@ error-busy = Une autre opération est en cours
 error-busy-advice = Attendez qu'elle se termine, puis réessayez.
 error-interrupted = L'opération a été interrompue
 error-interrupted-advice = Le service de mises à jour s'est arrêté avant la fin. Le système en cours et les versions installées sont inchangés ; réessayez.
+error-update-rolled-back = La mise à jour a été annulée
+error-update-rolled-back-advice = La nouvelle version n'a pas passé ses vérifications au démarrage ; le système est revenu de lui-même à la version précédente. Rien n'a été perdu. La même image ne sera pas réinstallée ; une plus récente le sera.
+error-health-check-failed = Une vérification de l'état du système a échoué
+error-health-check-failed-advice = Le système n'a pas passé une vérification faite après une mise à jour. Si ce démarrage est un essai de la mise à jour, le système redémarre et réessaie, ou revient à la version précédente.
 error-reboot-blocked = Le redémarrage est bloqué
 error-reboot-blocked-advice = Un autre utilisateur est connecté ou une application empêche le redémarrage. Fermez-la ou demandez aux autres utilisateurs de se déconnecter, puis redémarrez.
 error-not-authorized = Vous n'avez pas le droit de faire cela
@@ -159,6 +163,19 @@ cli-cancelled = { $path } annulé.
 cli-finished-first = { $path } s'est terminé avant de pouvoir être annulé.
 cli-automatic-updates = mises à jour automatiques : { $policy }
 cli-up-to-date = Déjà à jour.
+cli-boot-on-trial = Ce démarrage est un essai de la mise à jour : encore { $tries } { $tries ->
+    [one] essai
+   *[other] essais
+ } si les vérifications échouent.
+cli-boot-fell-back = Le chargeur d'amorçage est revenu au déploiement précédent ; il devient celui par défaut.
+cli-known-bad = { $version } n'est pas installée : elle a déjà échoué sur cette machine ({ $message }). Une image plus récente sera essayée.
+cli-marked-good = Ce démarrage est marqué comme bon.
+cli-marked-bad = Ce démarrage est marqué comme mauvais : le prochain démarrage revient au déploiement précédent.
+cli-last-failure = { $reason ->
+    [health-check-failed] La mise à jour vers { $version } n'a pas passé ses vérifications et a été annulée
+    [boot-incomplete] La mise à jour vers { $version } n'a pas fini de démarrer et a été annulée
+   *[other] La mise à jour vers { $version } a été marquée comme mauvaise et annulée
+ } : { $detail }
 cli-downloaded = Version { $version } téléchargée ; `berth update --from-downloaded` l'installe.
 cli-staged = La version { $version } est prête ; elle démarre au prochain redémarrage.
 cli-role-staged = prête

@@ -95,6 +95,14 @@ pub fn explain(error_name: &str, message: &str) -> Explanation {
         "WrongState" => (fl!("error-wrong-state"), fl!("error-wrong-state-advice")),
         "Busy" => (fl!("error-busy"), fl!("error-busy-advice")),
         "Interrupted" => (fl!("error-interrupted"), fl!("error-interrupted-advice")),
+        "UpdateRolledBack" => (
+            fl!("error-update-rolled-back"),
+            fl!("error-update-rolled-back-advice"),
+        ),
+        "HealthCheckFailed" => (
+            fl!("error-health-check-failed"),
+            fl!("error-health-check-failed-advice"),
+        ),
         "RebootBlocked" => (
             fl!("error-reboot-blocked"),
             fl!("error-reboot-blocked-advice"),
@@ -145,6 +153,8 @@ mod tests {
             "Downgrade",
             "NotTrusted",
             "RebootBlocked",
+            "UpdateRolledBack",
+            "HealthCheckFailed",
         ] {
             let e = explain(&format!("org.berth.Berth1.Error.{short}"), "");
             assert_ne!(e.title, generic, "{short}");

@@ -24,6 +24,7 @@ pub enum Action {
     Pin,
     Configure,
     FactoryReset,
+    MarkBoot,
     /// Cancelling work someone else started (root's, the timer's, another user's).
     CancelOthers,
 }
@@ -40,6 +41,7 @@ impl Action {
             Action::Pin => "org.berth.berth1.pin",
             Action::Configure => "org.berth.berth1.configure",
             Action::FactoryReset => "org.berth.berth1.factory-reset",
+            Action::MarkBoot => "org.berth.berth1.mark-boot",
             Action::CancelOthers => "org.berth.berth1.cancel-others",
         }
     }

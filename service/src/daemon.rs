@@ -170,6 +170,10 @@ impl Daemon {
                 v(Value::from(state::deployment_dict(state::rollback(&facts)))),
             ),
             ("CachedUpdate", v(Value::from(state::cached_update(&facts)))),
+            (
+                "BootAssessment",
+                v(Value::from(state::boot_assessment(&facts))),
+            ),
             ("LastCheck", v(Value::from(facts.last_check_time))),
             (
                 "AutomaticUpdates",
@@ -419,6 +423,26 @@ impl Daemon {
         self.lock().facts.last_error =
             Some((format!("{}.Interrupted", berth_dbus::ERROR_PREFIX), msg));
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// An update rolled back by boot assessment in this boot is the last error until a
+    /// transaction succeeds; returns it the first time a berthd of this boot asks, for the
+    /// UpdateRolledBack signal.
+    pub fn recover_rolled_back(&self) -> Option<berth_engine::assessment::FailedUpdate> {
+        use berth_engine::assessment;
+        let sysroot = self.engine.sysroot_path();
+        let last = assessment::load(sysroot).ok()?.failed.pop()?;
+        if last.boot_id != assessment::boot_id() {
+            return None;
+        }
+        self.lock().facts.last_error = Some((
+            format!("{}.UpdateRolledBack", berth_dbus::ERROR_PREFIX),
+            last.summary(),
+        ));
+        assessment::take_unannounced(sysroot).unwrap_or_else(|e| {
+            tracing::warn!("boot assessment record: {e}");
+            None
+        })
     }
 
     /// Keeps berthd running for `caller` until it unregisters or leaves the bus.

@@ -117,6 +117,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             Some(id) => println!("finalized the staged update: {id} boots next"),
             None => println!("nothing staged"),
         },
+        Command::AssessBoot => crate::boot::assess(&engine)?,
+        Command::HealthCheck => crate::boot::health_check(&engine).await?,
+        Command::BootFailed => {
+            if !crate::boot::failed(&engine)? {
+                std::process::exit(1);
+            }
+        }
+        Command::MarkBoot { verdict } => {
+            if verdict == "good" {
+                engine.mark_boot_good()?;
+                println!("the booted deployment is marked good");
+            } else {
+                engine.mark_boot_bad("marked bad by root")?;
+                println!("marked bad: the next boot falls back to the previous deployment");
+            }
+        }
     }
     Ok(())
 }

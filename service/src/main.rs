@@ -3,6 +3,7 @@
 //! `--sysroot DIR` serves a sysroot that is not the running system.
 
 mod authz;
+mod boot;
 mod bus_error;
 mod daemon;
 mod local;
@@ -99,8 +100,22 @@ pub enum Command {
     /// Factory reset: the booted image, pristine /etc, empty /var, in a new stateroot.
     Reset,
     /// At shutdown (berth-finalize-staged.service): make the staged update the default, with
-    /// the boot entries flushed to disk before the old ones are deleted.
+    /// the boot entries flushed to disk before the old ones are deleted, and put it on trial.
     FinalizeStaged,
+    /// Early in every boot (berth-boot-assess.service): on a trial boot, start the health
+    /// checks; after a fallback, make the rollback permanent and record the failed update.
+    AssessBoot,
+    /// Run the health checks in /usr/lib/berth/health.d and /etc/berth/health.d
+    /// (berth-health-check.service, before boot-complete.target).
+    HealthCheck,
+    /// A trial boot failed (berth-boot-failed.service): exits 0 when rebooting would try
+    /// again or fall back, 1 when this boot is no trial.
+    BootFailed,
+    /// Mark the booted deployment good (ends its trial) or bad (the next boot falls back).
+    MarkBoot {
+        #[arg(value_parser = ["good", "bad"])]
+        verdict: String,
+    },
 }
 
 fn main() {
@@ -108,7 +123,11 @@ fn main() {
     // What runs under systemd logs at info.
     init_logging(matches!(
         cli.command,
-        Command::Serve { .. } | Command::FinalizeStaged
+        Command::Serve { .. }
+            | Command::FinalizeStaged
+            | Command::AssessBoot
+            | Command::HealthCheck
+            | Command::BootFailed
     ));
     let serving = matches!(cli.command, Command::Serve { .. });
     if serving {

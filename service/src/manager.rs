@@ -320,6 +320,50 @@ impl ManagerObject {
         r
     }
 
+    /// "good" ends the booted update's trial; "bad" makes the next boot fall back to the
+    /// previous deployment and records the image as failed.
+    async fn mark_boot(
+        &self,
+        verdict: &str,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BusError> {
+        let _call = self.d.call();
+        Flags::parse(&options, &[])?;
+        if verdict != "good" && verdict != "bad" {
+            return Err(BusError::invalid_args(format!(
+                "the verdict must be \"good\" or \"bad\", not {verdict:?}"
+            )));
+        }
+        let details = Details::new("mark-boot").with("verdict", verdict.to_string());
+        let caller = self
+            .d
+            .authority
+            .authorize(&hdr, &[Action::MarkBoot], &details)
+            .await?;
+        let _slot = self.d.quick("mark-boot")?;
+        let engine = self.d.engine.clone();
+        let r = if verdict == "good" {
+            blocking(move || engine.mark_boot_good().map(|_| ())).await
+        } else {
+            let detail = format!("marked bad by {}", caller.describe());
+            blocking(move || engine.mark_boot_bad(&detail)).await
+        };
+        self.d.refresh().await;
+        r
+    }
+
+    /// Boot assessment rolled an update back (emitted once, when berthd first runs in the
+    /// boot that fell back; BootAssessment keeps saying it).
+    #[zbus(signal)]
+    async fn update_rolled_back(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        version: &str,
+        digest: &str,
+        reason: &str,
+        message: &str,
+    ) -> zbus::Result<()>;
+
     async fn configure(
         &self,
         settings: Options,
@@ -391,6 +435,10 @@ impl ManagerObject {
     #[zbus(property)]
     fn cached_update(&self) -> state::Dict {
         state::cached_update(&self.d.facts())
+    }
+    #[zbus(property)]
+    fn boot_assessment(&self) -> state::Dict {
+        state::boot_assessment(&self.d.facts())
     }
     #[zbus(property)]
     fn last_check(&self) -> u64 {
@@ -469,6 +517,28 @@ impl ManagerObject {
                     .and_then(|i| i.version.as_deref())
                     .unwrap_or("unknown"),
             )
+    }
+
+    pub async fn announce_rollback(
+        conn: &zbus::Connection,
+        failed: &berth_engine::assessment::FailedUpdate,
+    ) {
+        let emitter = match zbus::object_server::SignalEmitter::new(conn, berth_dbus::MANAGER_PATH)
+        {
+            Ok(e) => e,
+            Err(e) => return tracing::warn!("cannot announce the rollback: {e}"),
+        };
+        let r = Self::update_rolled_back(
+            &emitter,
+            failed.version.as_deref().unwrap_or_default(),
+            failed.digest.as_deref().unwrap_or_default(),
+            failed.reason.as_str(),
+            &failed.summary(),
+        )
+        .await;
+        if let Err(e) = r {
+            tracing::warn!("cannot announce the rollback: {e}");
+        }
     }
 
     async fn set_pinned(&self, hdr: &Header<'_>, index: u32, pinned: bool) -> Result<(), BusError> {

@@ -27,12 +27,16 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
     let settings_path = crate::settings::path_for(&opts.config_path);
     let daemon = Daemon::new(engine, conn.clone(), settings_path);
     daemon.recover_in_flight();
+    let rolled_back = daemon.recover_rolled_back();
     daemon.refresh().await;
     conn.object_server()
         .at(MANAGER_PATH, ManagerObject::new(daemon.clone()))
         .await?;
     // Ask for the name last: once it is ours, every object is in place.
     conn.request_name(BUS_NAME).await?;
+    if let Some(failed) = rolled_back {
+        ManagerObject::announce_rollback(&conn, &failed).await;
+    }
     tracing::info!(
         "serving {BUS_NAME} for {} (ready in {:?})",
         daemon.engine.sysroot_path().display(),

@@ -96,6 +96,42 @@ fn available_update(f: &Facts) -> Option<&CheckResult> {
     (!known.contains(&Some(c.manifest_digest.as_str()))).then_some(c)
 }
 
+/// The BootAssessment property: state (unavailable, settled, on-trial, fell-back),
+/// tries-left, and the last update rolled back: failed-version, failed-digest, failed-reason,
+/// failed-message, failed-time.
+pub fn boot_assessment(f: &Facts) -> Dict {
+    use berth_engine::assessment::BootState;
+    let mut m = Dict::new();
+    let Some(a) = f.host.as_ref().map(|h| &h.status.berth.boot_assessment) else {
+        return m;
+    };
+    let state = match a.state {
+        BootState::Unavailable => "unavailable",
+        BootState::Settled => "settled",
+        BootState::OnTrial { tries_left } => {
+            m.insert("tries-left".into(), owned(Value::from(tries_left)));
+            "on-trial"
+        }
+        BootState::FellBack => "fell-back",
+    };
+    m.insert("state".into(), owned(Value::from(state)));
+    if let Some(failed) = &a.last_failure {
+        let s = |v: &Option<String>| owned(Value::from(v.clone().unwrap_or_default()));
+        m.insert("failed-version".into(), s(&failed.version));
+        m.insert("failed-digest".into(), s(&failed.digest));
+        m.insert(
+            "failed-reason".into(),
+            owned(Value::from(failed.reason.as_str())),
+        );
+        m.insert(
+            "failed-message".into(),
+            owned(Value::from(failed.summary())),
+        );
+        m.insert("failed-time".into(), owned(Value::from(failed.time)));
+    }
+    m
+}
+
 pub fn cached_update(f: &Facts) -> Dict {
     let mut m = Dict::new();
     let downloaded = f
@@ -167,6 +203,7 @@ mod tests {
 
     fn check(digest: &str, available: bool) -> CheckResult {
         CheckResult {
+            known_bad: None,
             image: "r/os:1".into(),
             update_available: available,
             manifest_digest: digest.into(),

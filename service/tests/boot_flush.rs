@@ -277,7 +277,7 @@ async fn berths_finalization_and_rollback_boot_the_old_or_new_version_at_every_p
     let staged = deployments::staged(&sysroot).expect("a staged deployment");
 
     arm(&img);
-    deployments::finalize(&sysroot, &staged).unwrap();
+    deployments::finalize(&sysroot, &staged, berth_engine::bootcount::DEFAULT_TRIES).unwrap();
     let cuts = disarm();
     let expected = [
         (faults::DEPLOYED, "1"),

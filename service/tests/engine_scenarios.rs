@@ -9,21 +9,7 @@ use common::*;
 async fn first_deploy_then_update_downloads_only_the_changed_layer() {
     let env = Env::new("update");
     // A moving tag, as users follow: "stable" is v1 now.
-    env.registry.push(&env.layout, "1", "berth/stable").unwrap();
-    let skopeo_retag = |tag: &str| {
-        let st = std::process::Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", env.layout.display()))
-            .arg(format!(
-                "docker://{}/berth/stable:latest",
-                env.registry.addr
-            ))
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
-    skopeo_retag("1");
-    let image = ImageRef::parse(&format!("{}/berth/stable:latest", env.registry.addr)).unwrap();
+    let image = env.publish("1", "berth/stable:latest");
     let engine = env.install(&image).await;
 
     // First deploy: files, /etc moved to /usr/etc and checked out, /var seeded, boot entry.
@@ -77,7 +63,7 @@ async fn first_deploy_then_update_downloads_only_the_changed_layer() {
     assert_eq!(check.download_bytes, 0);
 
     // The tag moves to v2: only the app layer is new.
-    skopeo_retag("2");
+    env.publish("2", "berth/stable:latest");
     let app_v2 = env.written[1].layers[1].1;
     let check = engine.check(None).await.unwrap();
     assert!(check.update_available);
@@ -303,13 +289,7 @@ async fn download_only_then_stage_from_downloaded_without_network() {
     let engine = env.install(&image).await;
     env.registry.push(&env.layout, "2", "berth/track").unwrap();
     // Re-point tag 1 at v2 so the tracked reference has an update.
-    let st = std::process::Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:2", env.layout.display()))
-        .arg(format!("docker://{}/berth/track:1", env.registry.addr))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    env.publish("2", "berth/track:1");
     let out = engine
         .update(
             UpdateOptions {

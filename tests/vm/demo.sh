@@ -19,7 +19,7 @@ W=$(mktemp -d /tmp/berth-vm-demo.XXXXXX)
 mount -t tmpfs -o size=16g,mode=0755 berth-vm-demo "$W"
 . tests/vm/lib.sh
 trap 'vm_cleanup; umount -l "$W" 2>/dev/null; rmdir "$W" 2>/dev/null || true' EXIT
-say "Building the test OS v1..v3 and a disk with v1 (a few minutes the first time)"
+say "Building the test OS v1..v5 and a disk with v1 (a few minutes the first time)"
 vm_start_registry
 vm_build_images
 vm_publish 1
@@ -30,8 +30,8 @@ mkdir -p "$W/share"
 # Room for the web console: the guest's port 9090 answers on the host's 127.0.0.1:9090.
 export VM_HOSTFWD=${VM_HOSTFWD:-tcp:127.0.0.1:9090-:9090}
 while true; do
-  opts=$(vm_kernel default)
+  opts=$(vm_kernel "$(vm_grub)")
   (vm_qemu "$opts berth.demo" -serial mon:stdio) || true
-  say "The VM stopped. Booting the default entry again in 5 s (Ctrl-C ends the demo)."
+  say "The VM stopped. Booting the entry GRUB picks again in 5 s (Ctrl-C ends the demo)."
   sleep 5
 done

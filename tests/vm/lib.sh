@@ -1,5 +1,5 @@
 # Berth's VM harness, sourced by tests/vm/run.sh and tests/vm/demo.sh. Runs inside a private
-# mount namespace on a private tmpfs ($W). Builds the test OS images v1..v3 with podman from
+# mount namespace on a private tmpfs ($W). Builds the test OS images v1..v5 with podman from
 # the cached base, pushes them to a docker-registry on 127.0.0.1, installs v1 into a disk
 # image with berthd, and boots it under QEMU (TCG) acting as the bootloader: it reads the BLS
 # entries from the powered-off disk with debugfs and boots the chosen one.
@@ -34,7 +34,8 @@ vm_start_registry() {
 
 PODMAN=(podman --root "$W/containers" --runroot "$W/containers-run" --storage-driver=vfs)
 
-# vm_build_images: v1, v2, v3 (a service that fails at boot) and v4 (a 48 MB layer).
+# vm_build_images: v1, v2, v3 (a service that fails at boot), v4 (a 48 MB layer) and v5 (a
+# service that never finishes starting).
 vm_build_images() {
   local base ctx=$W/ctx
   base=$("$REPO/tests/vm/build-base.sh")
@@ -46,16 +47,20 @@ vm_build_images() {
   cp "$REPO"/dbus/org.berth.Berth1.conf "$REPO"/dbus/org.berth.Berth1.service \
      "$REPO"/dbus/berthd.service "$REPO"/dbus/berth-automatic-update.service \
      "$REPO"/dbus/berth-automatic-update.timer "$REPO"/dbus/berth.tmpfiles.conf \
-     "$REPO"/dbus/berth-finalize-staged.service \
+     "$REPO"/dbus/berth-finalize-staged.service "$REPO"/dbus/berth-boot-assess.service \
+     "$REPO"/dbus/berth-health-check.service "$REPO"/dbus/berth-boot-good.service \
+     "$REPO"/dbus/berth-boot-failed.service "$REPO"/dbus/berth-boot-complete.conf \
      "$REPO"/polkit/org.berth.berth1.policy "$ctx/"
   cp -a "$REPO/tests/vm/guest" "$ctx/guest"
-  local v broken big
-  for v in 1 2 3 4; do
+  local v broken big hang
+  for v in 1 2 3 4 5; do
     broken=0; [ "$v" = 3 ] && broken=1
     big=0; [ "$v" = 4 ] && big=1
+    hang=0; [ "$v" = 5 ] && hang=1
     say "podman build: the test OS, version $v"
     "${PODMAN[@]}" build -q --isolation=chroot --build-arg "REGISTRY=$REGISTRY" \
       --build-arg "VERSION=$v" --build-arg "BROKEN=$broken" --build-arg "BIG=$big" \
+      --build-arg "HANG=$hang" \
       -t "berth-vm:$v" -f "$REPO/tests/vm/Containerfile" "$ctx" >"$W/build-$v.log" 2>&1 \
       || { tail -30 "$W/build-$v.log" >&2; return 1; }
     "${PODMAN[@]}" push -q --tls-verify=false "berth-vm:$v" "docker://$REGISTRY/berth/vm:$v" \
@@ -81,6 +86,10 @@ vm_install_disk() {
     "$REGISTRY/berth/vm:stable" --stateroot berth \
     --karg root=/dev/vda --karg rw --karg console=ttyS0 --karg quiet >"$W/install.log" 2>&1 \
     || { cat "$W/install.log" >&2; return 1; }
+  # What installing GRUB leaves (grub-install, grub-editenv create): an empty environment
+  # block, where Berth's boot counting keeps its counters.
+  mkdir -p "$W/sysroot/boot/grub"
+  { printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } > "$W/sysroot/boot/grub/grubenv"
   mkfs.ext4 -q -F -L root -d "$W/sysroot" "$W/disk.img" 6G
 }
 
@@ -101,12 +110,28 @@ vm_entries() {
   for f in "$dir"/*.conf; do echo "$(awk '$1=="version"{print $2}' "$f") $f"; done | sort -rn
 }
 
-# vm_kernel [default|rollback]: extracts the chosen entry's kernel (as an uncompressed ELF:
+GRUBENV=/boot/grub/grubenv
+# vm_grub: GRUB's menu script on the powered-off disk (tests/vm/grub-fallback.sh, the boot
+# counting rules): reads the environment block as GRUB does, applies the rules, writes the
+# block back in place (GRUB's save_env rewrites the file's own sectors), and prints the menu
+# entry to boot: 0, the default deployment, or 1, the previous one.
+vm_grub() {
+  local env=$W/grubenv block
+  rm -f "$env"
+  bootloader_read "dump $GRUBENV $env" >/dev/null
+  if [ ! -s "$env" ]; then echo 0; return; fi
+  bash "$REPO/tests/vm/grub-fallback.sh" "$env"
+  block=$(bootloader_read "bmap $GRUBENV 0")
+  [ -n "$block" ] || { echo "no block for $GRUBENV" >&2; return 1; }
+  dd if="$env" of="$W/disk.img" bs=4096 seek="$block" conv=notrunc status=none
+}
+
+# vm_kernel [default|rollback|ENTRY]: extracts the chosen entry's kernel (as an uncompressed ELF:
 # TCG then skips the slow in-guest xz unpack) and initrd into $W/bls; prints its options.
 vm_kernel() {
   local which=${1:-default} pick dir=$W/bls
-  if [ "$which" = rollback ]; then pick=$(vm_entries | sed -n 2p | cut -d' ' -f2)
-  else pick=$(vm_entries | sed -n 1p | cut -d' ' -f2); fi
+  case $which in rollback) which=1 ;; default) which=0 ;; esac
+  pick=$(vm_entries | sed -n "$((which + 1))p" | cut -d' ' -f2)
   [ -n "$pick" ] || {
     echo "no boot entry on the disk:" >&2
     debugfs -c -R 'stat /boot/loader' "$W/disk.img" 2>&1 | head -20 >&2
@@ -137,13 +162,19 @@ vm_qemu() {
     -virtfs "local,path=$W/share,mount_tag=test,security_model=none,readonly=on" "$@"
 }
 
-# vm_boot LOG [rollback] [KILL_AFTER_MARKER KILL_DELAY]: boots the default BLS entry (or the
-# rollback one; kernel arguments plus $VM_EXTRA_KARGS) with /work step.sh shared over 9p;
+# vm_boot LOG [default|rollback] [KILL_AFTER_MARKER KILL_DELAY]: boots the BLS entry GRUB's
+# boot counting picks (vm_grub; or the rollback one; kernel arguments plus $VM_EXTRA_KARGS)
+# with /work step.sh shared over 9p, and records GRUB's choice and counters in LOG.grub;
 # returns when the guest powers off, or kills QEMU (a power cut) KILL_DELAY seconds after
 # KILL_AFTER_MARKER appears on the serial console, and then records "cut at MARKER" in LOG.cut.
 vm_boot() {
   local log=$1 which=${2:-default} kill_marker=${3:-} kill_delay=${4:-0}
-  local opts
+  local opts entry
+  if [ "$which" = default ]; then
+    entry=$(vm_grub) || return 1
+    echo "entry=$entry $(grep -ao 'boot_[a-z]*=[-0-9]*' "$W/grubenv" 2>/dev/null | tr '\n' ' ')" > "$log.grub"
+    which=$entry
+  fi
   opts="$(vm_kernel "$which")${VM_EXTRA_KARGS:+ $VM_EXTRA_KARGS}"
   mkdir -p "$W/share"
   : > "$log"; rm -f "$log.cut"

@@ -76,6 +76,19 @@ impl Env {
         ImageRef::parse(&format!("{}/berth/demo:{tag}", self.registry.addr)).unwrap()
     }
 
+    /// Points `repo:tag` of the registry at the layout's version `version` (a moving tag, as
+    /// users follow); returns the reference.
+    pub fn publish(&self, version: &str, repo_tag: &str) -> ImageRef {
+        let st = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{version}", self.layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.registry.addr))
+            .status()
+            .unwrap();
+        assert!(st.success(), "skopeo copy {version} to {repo_tag}");
+        ImageRef::parse(&format!("{}/{repo_tag}", self.registry.addr)).unwrap()
+    }
+
     pub fn sysroot(&self) -> PathBuf {
         self.dir.join("sysroot")
     }

@@ -63,5 +63,8 @@ export function explain(errorName, message) {
             missing: size(Math.max(0, needed - available)),
         });
     }
+    // berthd's UpdateRolledBack message: "Update to VERSION failed ... and was rolled back".
+    const rolledBack = short === "UpdateRolledBack" && /^Update to (\S+) /.exec(message || "");
+    if (rolledBack) return { title: _("error-update-rolled-back-version", { version: rolledBack[1] }), advice };
     return { title: _(key), advice };
 }

@@ -63,8 +63,8 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("RebootBlocked", 7),
     ("NotAuthorized", 8),
     ("Downgrade", 8),
-    ("HealthCheckFailed", 9),
-    ("UpdateRolledBack", 9),
+    ("HealthCheckFailed", 10),
+    ("UpdateRolledBack", 10),
 ];
 
 /// Exit code for a D-Bus error name (Berth's own, or the bus's standard ones).
@@ -108,6 +108,8 @@ pub trait Manager {
     fn unpin(&self, index: u32) -> zbus::Result<()>;
     fn reboot(&self, options: Options) -> zbus::Result<()>;
     fn configure(&self, settings: Options) -> zbus::Result<()>;
+    /// "good" ends the booted update's trial; "bad": the next boot falls back.
+    fn mark_boot(&self, verdict: &str, options: Options) -> zbus::Result<()>;
     fn register_client(&self, options: Options) -> zbus::Result<()>;
     fn unregister_client(&self) -> zbus::Result<()>;
 
@@ -126,6 +128,8 @@ pub trait Manager {
     #[zbus(property)]
     fn cached_update(&self) -> zbus::Result<Options>;
     #[zbus(property)]
+    fn boot_assessment(&self) -> zbus::Result<Options>;
+    #[zbus(property)]
     fn last_check(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn automatic_updates(&self) -> zbus::Result<String>;
@@ -135,6 +139,16 @@ pub trait Manager {
     fn emulated(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn daemon_version(&self) -> zbus::Result<String>;
+
+    /// Boot assessment rolled an update back (once, when berthd first runs in that boot).
+    #[zbus(signal)]
+    fn update_rolled_back(
+        &self,
+        version: &str,
+        digest: &str,
+        reason: &str,
+        message: &str,
+    ) -> zbus::Result<()>;
 }
 
 #[zbus::proxy(

@@ -69,6 +69,9 @@ pub struct FailedUpdate {
     pub time: u64,
     /// The kernel's boot id of the boot that rolled it back.
     pub boot_id: String,
+    /// The ostree commit of the deployment that became the default instead.
+    #[serde(default)]
+    pub rolled_back_to: String,
 }
 
 impl FailedUpdate {
@@ -214,30 +217,40 @@ fn fell_back(sysroot: &ostree::Sysroot, path: &Path) -> Result<BootOutcome> {
     let default =
         deps::default(sysroot).ok_or_else(|| Error::WrongState("no deployments".into()))?;
     let mut record = load(path)?;
+    let interrupted = record.failed.last().is_some_and(|f| {
+        f.checksum == booted.csum().as_str() && f.rolled_back_to == default.csum().as_str()
+    });
+    if interrupted {
+        // The rollback is on disk but the counter was not cleared: GRUB booted entry 1,
+        // which is now the failed deployment. Without the counter it boots the default.
+        bootcount::disarm(&env)?;
+        return Ok(BootOutcome::RebootToRollback);
+    }
     if default.equal(&booted) {
-        let failed_again = record
-            .failed
-            .last()
-            .is_some_and(|f| f.checksum == booted.csum().as_str());
-        if failed_again {
-            // The rollback is on disk but the counter was not cleared: GRUB booted entry 1,
-            // the failed deployment. Without the counter it boots the default next time.
-            bootcount::disarm(&env)?;
-            return Ok(BootOutcome::RebootToRollback);
-        }
         // Nothing to roll back: the fallback was already made permanent.
         bootcount::disarm(&env)?;
         return Ok(BootOutcome::Settled);
     }
-    let failed = describe(sysroot, &default, record.pending.take())?;
-    // Order for power cuts: the record first (a cut before the rollback repeats all of this),
-    // then the rollback (the failed deployment is no longer the default), then the counter.
+    let mut failed = describe(sysroot, &default, record.pending.clone())?;
+    failed.rolled_back_to = booted.csum().to_string();
+    // Order for power cuts: the record first (a cut before the rollback repeats all of this,
+    // replacing the entry; the trial's verdict stays until the end), then the rollback (the
+    // failed deployment is no longer the default), then the counter.
+    if record
+        .failed
+        .last()
+        .is_some_and(|f| f.checksum == failed.checksum && f.rolled_back_to == failed.rolled_back_to)
+    {
+        record.failed.pop();
+    }
     record.failed.push(failed.clone());
     let excess = record.failed.len().saturating_sub(KEEP_FAILED);
     record.failed.drain(..excess);
     store(path, &record)?;
     deps::make_default(sysroot, &booted)?;
     bootcount::disarm(&env)?;
+    record.pending = None;
+    store(path, &record)?;
     tracing::warn!(
         reason = failed.reason.as_str(),
         "{}; the previous deployment is the default again",
@@ -269,6 +282,7 @@ fn describe(
         detail,
         time: now(),
         boot_id: boot_id(),
+        rolled_back_to: String::new(),
     })
 }
 

@@ -387,7 +387,14 @@ pub fn rollback_to_previous(sysroot: &ostree::Sysroot) -> Result<ostree::Deploym
 /// Moves `target` to the front of the deployment list: it boots next and from then on.
 pub fn make_default(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {
     let _lock = Locked::take(sysroot)?;
-    make_default_locked(sysroot, target)
+    // Taking the lock reloads the sysroot, and ostree tells the booted deployment (which it
+    // refuses to drop) by object identity: use the reloaded object.
+    let target = sysroot
+        .deployments()
+        .into_iter()
+        .find(|d| d.equal(target))
+        .ok_or_else(|| Error::WrongState(format!("deployment {} is gone", id(target))))?;
+    make_default_locked(sysroot, &target)
 }
 
 fn make_default_locked(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {

@@ -445,9 +445,12 @@ impl Window {
             let check_now = !st.checked_on_open && active.is_none();
             st.checked_on_open = true;
             // A failure berthd reports that this window has not seen (the timer's, say).
+            // A rolled-back update stays in view (a check does not end it for berthd either).
+            let unseen = st.snapshot.as_ref().map(|s| &s.error_name) != Some(&snapshot.error_name)
+                || snapshot.error_name.ends_with(".UpdateRolledBack");
             if snapshot.state == berth_dbus::state::ERROR
                 && !snapshot.error_name.ends_with(".Cancelled")
-                && st.snapshot.as_ref().map(|s| &s.error_name) != Some(&snapshot.error_name)
+                && unseen
                 && st.error.is_none()
             {
                 st.error = Some(CallError {

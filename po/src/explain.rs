@@ -48,6 +48,11 @@ fn space_amounts(message: &str) -> Option<(u64, u64)> {
     Some((needed, available))
 }
 
+/// The version in berthd's UpdateRolledBack message: "Update to VERSION failed ...".
+fn rolled_back_version(message: &str) -> Option<&str> {
+    message.strip_prefix("Update to ")?.split(' ').next()
+}
+
 /// `error_name`: a full D-Bus error name; `message`: the error's message.
 pub fn explain(error_name: &str, message: &str) -> Explanation {
     let short = error_name
@@ -96,7 +101,10 @@ pub fn explain(error_name: &str, message: &str) -> Explanation {
         "Busy" => (fl!("error-busy"), fl!("error-busy-advice")),
         "Interrupted" => (fl!("error-interrupted"), fl!("error-interrupted-advice")),
         "UpdateRolledBack" => (
-            fl!("error-update-rolled-back"),
+            match rolled_back_version(message) {
+                Some(version) => fl!("error-update-rolled-back-version", version = version),
+                None => fl!("error-update-rolled-back"),
+            },
             fl!("error-update-rolled-back-advice"),
         ),
         "HealthCheckFailed" => (
@@ -137,6 +145,15 @@ mod tests {
         assert!(e.advice.contains("3.0 GB"), "{}", e.advice);
         assert!(e.advice.contains("1.0 GB"), "{}", e.advice);
         assert!(e.advice.contains("2.0 GB"), "{}", e.advice);
+    }
+
+    #[test]
+    fn a_rollback_names_the_version() {
+        let e = explain(
+            "org.berth.Berth1.Error.UpdateRolledBack",
+            "Update to 2.1 failed its health checks and was rolled back: check x failed",
+        );
+        assert!(e.title.contains("2.1"), "{}", e.title);
     }
 
     #[test]

@@ -362,8 +362,17 @@ impl Daemon {
         self.clear_in_flight();
         let stale = {
             let mut inner = self.lock();
+            // A check (a window opening, the timer) does not hide that an update was rolled
+            // back: only an operation that changes what boots does.
+            let rolled_back = inner
+                .facts
+                .last_error
+                .as_ref()
+                .is_some_and(|(name, _)| name.ends_with(".UpdateRolledBack"));
             if outcome.success {
-                inner.facts.last_error = None;
+                if !(rolled_back && txn.kind == Kind::Check) {
+                    inner.facts.last_error = None;
+                }
             } else if !is_cancel(&outcome.error_name) {
                 inner.facts.last_error =
                     Some((outcome.error_name.clone(), outcome.error_message.clone()));

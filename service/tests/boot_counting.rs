@@ -11,7 +11,6 @@ use berth_engine::assessment::{BootOutcome, BootState, Reason};
 use berth_engine::bootcount::{self, Trial};
 use berth_engine::{deployments, progress, Cancel, Engine, UpdateOptions, UpdateOutcome};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The sysroot's boot entries, as GRUB's menu lists them: (version of the OS the entry
 /// boots, per its `ostree=` argument), highest entry `version` first.
@@ -51,44 +50,11 @@ fn os_version(root: &Path) -> String {
 /// One boot: GRUB's menu script runs on the environment block and picks an entry; returns
 /// the version of the OS that entry boots.
 fn boot(sysroot: &Path, grubenv: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vm/grub-fallback.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(grubenv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entry: usize = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    menu(sysroot)[entry].clone()
+    menu(sysroot)[common::grub_boot(grubenv)].clone()
 }
 
-/// What installing GRUB leaves: an empty environment block (`grub-editenv create`).
-fn install_grub(sysroot: &Path) -> PathBuf {
-    let env = bootcount::env_path(&sysroot.join("boot"));
-    std::fs::create_dir_all(env.parent().unwrap()).unwrap();
-    let mut block = b"# GRUB Environment Block\n".to_vec();
-    block.resize(1024, b'#');
-    std::fs::write(&env, block).unwrap();
-    env
-}
-
-/// Boots (as the emulation records it) the deployment behind the menu entry GRUB chose.
 fn boot_entry(sysroot: &Path, entry_version: &str) {
-    let s = deployments::open(sysroot).unwrap();
-    let d = s
-        .deployments()
-        .into_iter()
-        .find(|d| os_version(&deployments::deployment_dir(&s, d)) == entry_version)
-        .expect("a deployment of that version");
-    deployments::emulate_boot_of(&s, &d).unwrap();
+    common::emulate_boot_of_version(sysroot, entry_version);
 }
 
 /// v1 installed from the moving tag `stable`, GRUB installed, then `stable` moves to v2 and
@@ -98,7 +64,7 @@ async fn updated_to_v2(name: &str, tries: u32) -> (common::Env, Engine, PathBuf)
     env.config.health.tries = tries;
     let image = env.publish("1", "berth/demo:stable");
     let engine = env.install(&image).await;
-    let grubenv = install_grub(&env.sysroot());
+    let grubenv = common::install_grub(&env.sysroot());
     env.publish("2", "berth/demo:stable");
     let out = engine
         .update(UpdateOptions::default(), progress::silent(), &Cancel::new())
@@ -149,6 +115,16 @@ async fn an_update_that_is_never_marked_good_falls_back_and_is_not_taken_again()
     let status = engine.status().unwrap().status.berth.boot_assessment;
     assert_eq!(status.state, BootState::Settled);
     assert_eq!(status.last_failure.as_ref(), Some(&failed));
+
+    // A power cut after that rollback but before the counter was removed: GRUB boots entry
+    // 1 again, now the failed v2. berthd takes the counter away and reboots into v1.
+    bootcount::arm(&grubenv, 0).unwrap();
+    assert_eq!(boot(&env.sysroot(), &grubenv), "2");
+    boot_entry(&env.sysroot(), "2");
+    assert_eq!(engine.assess_boot().unwrap(), BootOutcome::RebootToRollback);
+    assert_eq!(boot(&env.sysroot(), &grubenv), "1");
+    boot_entry(&env.sysroot(), "1");
+    assert_eq!(engine.assess_boot().unwrap(), BootOutcome::Settled);
 
     // The same image is not taken again by an update; a newer one is.
     let out = engine

@@ -44,7 +44,7 @@ fn expected(who: Who, interactive: bool, method: &str) -> Option<&'static str> {
 async fn every_method_for_every_kind_of_caller() {
     let svc = Service::start("bus-auth").await;
     let v2 = svc.env.image("2").to_string();
-    let methods: [(&str, &str); 11] = [
+    let methods: [(&str, &str); 12] = [
         ("GetStatus", ""),
         ("Check", ""),
         ("Update", ""),
@@ -55,6 +55,7 @@ async fn every_method_for_every_kind_of_caller() {
         ("Pin", "0"),
         ("Unpin", "0"),
         ("Configure", "check"),
+        ("MarkBoot", "good"),
         ("FactoryReset", ""),
     ];
     let mut checked = 0;
@@ -81,7 +82,7 @@ async fn every_method_for_every_kind_of_caller() {
             }
         }
     }
-    assert_eq!(checked, 66);
+    assert_eq!(checked, 72);
     // Refused callers never started anything.
     let log = svc.log();
     assert!(!log.contains("started by uid 64101"), "{log}");

@@ -41,16 +41,24 @@ vm_build_images() {
   base=$("$REPO/tests/vm/build-base.sh")
   mkdir -p "$ctx"
   ln -f "$base" "$ctx/base.tar" 2>/dev/null || cp "$base" "$ctx/base.tar"
-  # Without debug info: the binaries go into every image version.
-  strip -o "$ctx/berthd" "$BIN/berthd"
-  strip -o "$ctx/berth" "$BIN/berth"
-  cp "$REPO"/dbus/org.berth.Berth1.conf "$REPO"/dbus/org.berth.Berth1.service \
-     "$REPO"/dbus/berthd.service "$REPO"/dbus/berth-automatic-update.service \
-     "$REPO"/dbus/berth-automatic-update.timer "$REPO"/dbus/berth.tmpfiles.conf \
-     "$REPO"/dbus/berth-finalize-staged.service "$REPO"/dbus/berth-boot-assess.service \
-     "$REPO"/dbus/berth-health-check.service "$REPO"/dbus/berth-boot-good.service \
-     "$REPO"/dbus/berth-boot-failed.service "$REPO"/dbus/berth-boot-complete.conf \
-     "$REPO"/polkit/org.berth.berth1.policy "$ctx/"
+  # Berth's files where a package installs them, as one tree: one image layer (podman's vfs
+  # storage keeps a full copy of the root filesystem per layer). Binaries without debug info.
+  local pkg=$ctx/pkg unit=$ctx/pkg/usr/lib/systemd/system f
+  mkdir -p "$pkg/usr/libexec" "$pkg/usr/bin" "$pkg/usr/share/dbus-1/system.d" \
+    "$pkg/usr/share/dbus-1/system-services" "$unit/boot-complete.target.d" \
+    "$pkg/usr/share/polkit-1/actions" "$pkg/usr/lib/tmpfiles.d"
+  strip -o "$pkg/usr/libexec/berthd" "$BIN/berthd"
+  strip -o "$pkg/usr/bin/berth" "$BIN/berth"
+  cp "$REPO/dbus/org.berth.Berth1.conf" "$pkg/usr/share/dbus-1/system.d/"
+  cp "$REPO/dbus/org.berth.Berth1.service" "$pkg/usr/share/dbus-1/system-services/"
+  for f in berthd berth-automatic-update berth-finalize-staged berth-boot-assess \
+           berth-health-check berth-boot-good berth-boot-failed; do
+    cp "$REPO/dbus/$f.service" "$unit/"
+  done
+  cp "$REPO/dbus/berth-automatic-update.timer" "$unit/"
+  cp "$REPO/dbus/berth-boot-complete.conf" "$unit/boot-complete.target.d/50-berth.conf"
+  cp "$REPO/polkit/org.berth.berth1.policy" "$pkg/usr/share/polkit-1/actions/"
+  cp "$REPO/dbus/berth.tmpfiles.conf" "$pkg/usr/lib/tmpfiles.d/berth.conf"
   cp -a "$REPO/tests/vm/guest" "$ctx/guest"
   local v broken big hang
   for v in 1 2 3 4 5; do

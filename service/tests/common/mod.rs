@@ -228,6 +228,56 @@ pub fn small_fs(dir: &Path, mib: u64) {
 }
 
 /// The value of a Boot Loader Specification entry's `key` line.
+/// What installing GRUB leaves: an empty environment block (`grub-editenv create`).
+pub fn install_grub(sysroot: &Path) -> PathBuf {
+    let env = berth_engine::bootcount::env_path(&sysroot.join("boot"));
+    std::fs::create_dir_all(env.parent().unwrap()).unwrap();
+    let mut block = b"# GRUB Environment Block\n".to_vec();
+    block.resize(1024, b'#');
+    std::fs::write(&env, block).unwrap();
+    env
+}
+
+/// One boot as GRUB's menu script plays it on the environment block (tests/vm/grub-fallback.sh,
+/// the VM harness's bootloader): the menu entry it boots, 0 (default) or 1 (previous).
+pub fn grub_boot(grubenv: &Path) -> usize {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vm/grub-fallback.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(grubenv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Boots (as the emulation records it) the deployment of the OS with this VERSION_ID, as a
+/// bootloader choosing its entry would.
+pub fn emulate_boot_of_version(sysroot: &Path, version: &str) {
+    let s = berth_engine::deployments::open(sysroot).unwrap();
+    let d = s
+        .deployments()
+        .into_iter()
+        .find(|d| {
+            let root = berth_engine::deployments::deployment_dir(&s, d);
+            std::fs::read_to_string(root.join("usr/lib/os-release"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("VERSION_ID="))
+                .any(|v| v.trim_matches('"') == version)
+        })
+        .expect("a deployment of that version");
+    berth_engine::deployments::emulate_boot_of(&s, &d).unwrap();
+}
+
 pub fn bls_field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
     entry.lines().find_map(|l| {
         l.strip_prefix(key)

@@ -87,6 +87,11 @@ async fn call(
             p.call_with_flags::<_, _, ()>(method, flags, &(o,)).await?;
             None
         }
+        "MarkBoot" => {
+            p.call_with_flags::<_, _, ()>(method, flags, &(arg, options([])))
+                .await?;
+            None
+        }
         other => return Err(zbus::Error::Failure(format!("unknown method {other}"))),
     };
     let Some(path) = path else {

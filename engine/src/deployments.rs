@@ -306,13 +306,36 @@ fn finalize_locked(
 }
 
 fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
+    let list = as_ostree_holds_them(sysroot, list);
     let opts = ostree::SysrootWriteDeploymentsOpts {
         do_postclean: false,
     };
     sysroot
-        .write_deployments_with_options(list, &opts, gio::Cancellable::NONE)
+        .write_deployments_with_options(&list, &opts, gio::Cancellable::NONE)
         .ctx(|| "write deployments".into())?;
     flush_then_clean(sysroot, Clean::Full)
+}
+
+/// ostree refuses a list without its booted deployment, which it recognizes by object
+/// identity, and it can hold two objects for one deployment (one per boot entry that names
+/// it: seen in the VM after a factory reset). Each deployment goes in once, the booted one as
+/// the object ostree holds.
+fn as_ostree_holds_them(
+    sysroot: &ostree::Sysroot,
+    list: &[ostree::Deployment],
+) -> Vec<ostree::Deployment> {
+    let booted = sysroot.booted_deployment();
+    let mut out: Vec<ostree::Deployment> = Vec::with_capacity(list.len());
+    for d in list {
+        if out.iter().any(|o| o.equal(d)) {
+            continue;
+        }
+        out.push(match &booted {
+            Some(b) if b.equal(d) => b.clone(),
+            _ => d.clone(),
+        });
+    }
+    out
 }
 
 enum Clean {
@@ -387,14 +410,7 @@ pub fn rollback_to_previous(sysroot: &ostree::Sysroot) -> Result<ostree::Deploym
 /// Moves `target` to the front of the deployment list: it boots next and from then on.
 pub fn make_default(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {
     let _lock = Locked::take(sysroot)?;
-    // Taking the lock reloads the sysroot, and ostree tells the booted deployment (which it
-    // refuses to drop) by object identity: use the reloaded object.
-    let target = sysroot
-        .deployments()
-        .into_iter()
-        .find(|d| d.equal(target))
-        .ok_or_else(|| Error::WrongState(format!("deployment {} is gone", id(target))))?;
-    make_default_locked(sysroot, &target)
+    make_default_locked(sysroot, target)
 }
 
 fn make_default_locked(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {

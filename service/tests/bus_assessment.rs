@@ -24,7 +24,14 @@ fn text(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> String 
 async fn mark_boot_ends_a_trial_or_falls_back_and_the_rollback_is_announced_once() {
     let mut svc = Service::start("bus-assessment").await;
     let sysroot = svc.env.sysroot();
+    // Without GRUB's environment block nothing counts boots.
+    let m = svc.manager().await;
+    assert_eq!(
+        text(&m.boot_assessment().await.unwrap(), "state"),
+        "unavailable"
+    );
     let grubenv = common::install_grub(&sysroot);
+    svc.kill_and_restart_berthd();
     let m = svc.manager().await;
     assert_eq!(
         text(&m.boot_assessment().await.unwrap(), "state"),

@@ -24,7 +24,7 @@ fn every_unit_and_the_boot_complete_drop_in_are_valid() {
             units.push(dir.path().join(&name));
         }
     }
-    assert!(units.len() >= 9, "{units:?}");
+    assert!(units.len() >= 8, "{units:?}");
     let drop_in = dir.path().join("boot-complete.target.d");
     std::fs::create_dir(&drop_in).unwrap();
     std::fs::copy(
@@ -51,9 +51,13 @@ fn every_unit_and_the_boot_complete_drop_in_are_valid() {
             .filter(|l| !l.contains("is not executable"))
             .map(str::to_string)
             .collect();
+        // A missing binary alone makes the exit status 1; anything else is a finding.
+        assert!(complaints.is_empty(), "{}: {complaints:#?}", unit.display());
+        let missing_binary_only =
+            String::from_utf8_lossy(&out.stderr).contains("is not executable");
         assert!(
-            out.status.success() && complaints.is_empty(),
-            "{}: {complaints:#?}",
+            out.status.success() || missing_binary_only,
+            "{}: {out:?}",
             unit.display()
         );
     }

@@ -306,36 +306,13 @@ fn finalize_locked(
 }
 
 fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
-    let list = as_ostree_holds_them(sysroot, list);
     let opts = ostree::SysrootWriteDeploymentsOpts {
         do_postclean: false,
     };
     sysroot
-        .write_deployments_with_options(&list, &opts, gio::Cancellable::NONE)
+        .write_deployments_with_options(list, &opts, gio::Cancellable::NONE)
         .ctx(|| "write deployments".into())?;
     flush_then_clean(sysroot, Clean::Full)
-}
-
-/// ostree refuses a list without its booted deployment, which it recognizes by object
-/// identity, and it can hold two objects for one deployment (one per boot entry that names
-/// it: seen in the VM after a factory reset). Each deployment goes in once, the booted one as
-/// the object ostree holds.
-fn as_ostree_holds_them(
-    sysroot: &ostree::Sysroot,
-    list: &[ostree::Deployment],
-) -> Vec<ostree::Deployment> {
-    let booted = sysroot.booted_deployment();
-    let mut out: Vec<ostree::Deployment> = Vec::with_capacity(list.len());
-    for d in list {
-        if out.iter().any(|o| o.equal(d)) {
-            continue;
-        }
-        out.push(match &booted {
-            Some(b) if b.equal(d) => b.clone(),
-            _ => d.clone(),
-        });
-    }
-    out
 }
 
 enum Clean {

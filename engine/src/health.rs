@@ -125,12 +125,10 @@ mod tests {
     async fn a_hanging_check_is_killed_at_the_timeout() {
         let (_t, usr, etc) = dirs();
         script(&usr, "10-hang", "sleep 600");
-        let started = std::time::Instant::now();
         let e = run(&[&usr, &etc], Duration::from_secs(1))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("did not finish within 1 s"), "{e}");
-        assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[tokio::test]

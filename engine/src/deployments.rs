@@ -90,7 +90,7 @@ pub fn booted(sysroot: &ostree::Sysroot) -> Option<ostree::Deployment> {
     let recorded = std::fs::read_to_string(sysroot_path(sysroot).join(EMULATED_BOOTED)).ok();
     if let Some(rec) = recorded {
         if let Some(d) = deployments.iter().find(|d| id(d) == rec.trim()) {
-            return Some(d.clone());
+            return Some(same_object(d));
         }
     }
     deployments.into_iter().find(|d| !is_staged(d))
@@ -391,13 +391,29 @@ pub fn make_default(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> R
 }
 
 fn make_default_locked(sysroot: &ostree::Sysroot, target: &ostree::Deployment) -> Result<()> {
-    let mut list: Vec<_> = sysroot
-        .deployments()
-        .into_iter()
-        .filter(|d| !d.equal(target))
-        .collect();
-    list.insert(0, target.clone());
+    let list = with_first(sysroot.deployments(), target)
+        .ok_or_else(|| Error::WrongState(format!("deployment {} is gone", id(target))))?;
     write_list(sysroot, &list)
+}
+
+/// `all` reordered so that the deployment equal to `target` comes first. Only ostree's own
+/// objects go back to it: it tells the booted deployment (which it refuses to drop) by object
+/// identity, so a copy of the booted one, put first after a fallback, would make it refuse.
+fn with_first(
+    mut all: Vec<ostree::Deployment>,
+    target: &ostree::Deployment,
+) -> Option<Vec<ostree::Deployment>> {
+    let at = all.iter().position(|d| d.equal(target))?;
+    let first = all.remove(at);
+    all.insert(0, first);
+    Some(all)
+}
+
+/// Another reference to the same deployment object. ostree's `Deployment::clone` is a deep
+/// copy (`ostree_deployment_clone`): equal, but a new object that ostree does not recognize
+/// as its booted deployment (clippy.toml forbids it).
+fn same_object(d: &ostree::Deployment) -> ostree::Deployment {
+    Clone::clone(d)
 }
 
 /// What a reboot does on an emulated sysroot: the staged deployment is finalized as the new
@@ -412,7 +428,7 @@ pub fn emulated_reboot(sysroot: &ostree::Sysroot) -> Result<ostree::Deployment> 
     let _lock = Locked::take(sysroot)?;
     if let Some(s) = staged(sysroot) {
         let booted = booted(sysroot);
-        let mut list = vec![s.clone()];
+        let mut list = vec![same_object(&s)];
         for d in sysroot.deployments() {
             let keep = booted.as_ref().is_some_and(|b| d.equal(b))
                 || d.is_pinned()
@@ -511,4 +527,39 @@ pub fn stateroot_var(sysroot: &ostree::Sysroot, osname: &str) -> PathBuf {
         .join("ostree/deploy")
         .join(osname)
         .join("var")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(index: i32, csum: &str) -> ostree::Deployment {
+        let d = ostree::Deployment::new(index, "berth", csum, 0, None, index);
+        // As loaded from a boot entry (ostree's copy dereferences it).
+        d.set_bootconfig(Some(&ostree::BootconfigParser::new()));
+        d
+    }
+
+    #[test]
+    fn the_list_written_back_holds_ostrees_own_objects() {
+        let all = vec![deployment(0, "new"), deployment(1, "booted")];
+        // What a caller may hold: equal to ostree's booted deployment, another object.
+        #[allow(clippy::disallowed_methods)] // the hazard itself
+        let copy = all[1].clone();
+        assert!(copy.equal(&all[1]) && copy != all[1]);
+        let list = with_first(all.clone(), &copy).expect("present");
+        assert!(
+            list[0] == all[1],
+            "the booted deployment must be ostree's object"
+        );
+        assert!(list[1] == all[0]);
+        assert_eq!(list.len(), 2);
+        assert!(with_first(all, &deployment(2, "gone")).is_none());
+    }
+
+    #[test]
+    fn same_object_is_a_reference_not_a_copy() {
+        let d = deployment(0, "a");
+        assert!(same_object(&d) == d);
+    }
 }

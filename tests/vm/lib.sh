@@ -94,8 +94,10 @@ vm_install_disk() {
     "$REGISTRY/berth/vm:stable" --stateroot berth \
     --karg root=/dev/vda --karg rw --karg console=ttyS0 --karg quiet >"$W/install.log" 2>&1 \
     || { cat "$W/install.log" >&2; return 1; }
-  # No GRUB environment block (yet): the disk's bootloader counts no boots, so updates are
-  # not put on trial here. vm_grub plays GRUB's rules on the block when there is one.
+  # What installing GRUB leaves (grub-install, grub-editenv create): an empty environment
+  # block, where Berth's boot counting keeps its counters.
+  mkdir -p "$W/sysroot/boot/grub"
+  { printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } > "$W/sysroot/boot/grub/grubenv"
   mkfs.ext4 -q -F -L root -d "$W/sysroot" "$W/disk.img" 6G
 }
 

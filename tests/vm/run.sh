@@ -9,7 +9,12 @@
 #     and is asked for an administrator on rollback; a reboot is refused while another user is
 #     logged in or a block inhibitor is held
 #   4 factory reset: /etc edits and /var data gone, the image's defaults back
-#   5 a broken v3 (a failing service) is rolled back
+#   5 boot assessment (GRUB's boot counting, played by the harness with grub-fallback.sh):
+#     a v3 whose health check fails is tried twice (the first try cut by a power cut) and the
+#     machine falls back to v2 by itself, which stays the default, reports the failure and
+#     does not take v3 again from an automatic update; the newer v5, whose boot hangs, is
+#     rebooted by boot-complete.target's job timeout and rolled back the same way. (Scenario 1's
+#     update to v2 passes its trial and is marked good.)
 #   6 power cuts during an update to v4 and during the shutdown that finalizes it, each where
 #     it was meant to land: every next boot is the complete old or new version that follows
 #     from where the cut landed, with a clean `ostree fsck`, and a new update then succeeds.
@@ -82,7 +87,8 @@ check "check finds v2 (exit 100)" "$W/1-update.log" 'RESULT check-rc=100'
 check "update staged v2" "$W/1-update.log" 'Version 2 is staged'
 check "update exit 0" "$W/1-update.log" 'RESULT update-rc=0'
 [ "${VM_STOP_AFTER:-}" = 1 ] && { cat "$W/1-update.log"; exit 1; }
-vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"
+vm_step 'echo "RESULT assessment=$(berth status --json | grep -o "\"bootAssessment\":{\"state\":\"[a-z-]*\"")"
+echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"
 echo "RESULT etc-merged=$(cat /etc/berth-test.conf)"
 echo "RESULT var-data=$(cat /var/lib/berth-test/data)"
 berth status --json > /var/lib/berth-test/status.json; echo "RESULT status-rc=$?"
@@ -91,6 +97,9 @@ findmnt -o TARGET,OPTIONS /boot /sysroot /usr
 berth rollback; echo "RESULT rollback-rc=$?"'
 boot 2-on-v2
 check "v2 booted after the update" "$W/2-on-v2.log" 'BERTH-BOOTED version=2'
+check "GRUB booted v2 on trial (2 tries, 1 left after this one)" "$W/2-on-v2.log.grub" '^entry=0 .*boot_counter=1'
+check "v2 passed its trial (boot-complete.target, health checks)" "$W/2-on-v2.log" 'BERTH-TRIAL passed'
+check "v2 is marked good: nothing on trial any more" "$W/2-on-v2.log" 'RESULT assessment="bootAssessment":\{"state":"settled"'
 check "/etc edit made on v1 survived" "$W/2-on-v2.log" 'RESULT etc-edit=edited-on-v1'
 check "/etc 3-way merge kept the local change" "$W/2-on-v2.log" 'RESULT etc-merged=setting=local-edit'
 check "/var data survived" "$W/2-on-v2.log" 'RESULT var-data=data-from-v1'
@@ -173,23 +182,66 @@ check "polkit rule gone" "$W/5-after-reset.log" 'RESULT rule=absent'
 check "/var seeded from the image" "$W/5-after-reset.log" 'RESULT alice-home=present'
 check "the reset's /var is open to users (berthd runs with UMask=0077)" "$W/5-after-reset.log" 'RESULT var-mode=755 alice-reads-home=yes'
 
-say "5: a broken v3 (a service fails at boot) is rolled back"
+say "5: boot assessment: v3 fails its health check, v5 hangs its boot; both rolled back by themselves"
+# journald copies the assessment's log to the console: a failed trial reboots before the
+# test agent would say anything.
+VM_EXTRA_KARGS=systemd.journald.forward_to_console=1
 vm_publish 3
 vm_step 'berth update; echo "RESULT update-rc=$?"'
 boot 6-update-to-v3
 check "update to v3 exit 0" "$W/6-update-to-v3.log" 'RESULT update-rc=0'
-vm_step 'echo "RESULT broken=$(systemctl is-failed berth-test-broken.service)"
-echo "RESULT system=$(systemctl is-system-running)"
-berth rollback; echo "RESULT rollback-rc=$?"'
-boot 7-on-v3
-check "v3 booted" "$W/7-on-v3.log" 'BERTH-BOOTED version=3'
-check "its service failed" "$W/7-on-v3.log" 'RESULT broken=failed'
-check "rollback from v3 exit 0" "$W/7-on-v3.log" 'RESULT rollback-rc=0'
-vm_step 'echo "RESULT broken=$(systemctl is-failed berth-test-broken.service || true)"
-echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"'
-boot 8-after-v3
-check "back on v2" "$W/8-after-v3.log" 'BERTH-BOOTED version=2'
-check "no failed service" "$W/8-after-v3.log" 'RESULT broken=(inactive|active)'
+# The first trial of v3 loses its power while the boot is assessed: the try is spent.
+vm_step ''
+boot 7-v3-try-1 default 'BERTH-BOOTED version=3' 0
+check "GRUB booted v3 on trial (1 try left after this one)" "$W/7-v3-try-1.log.grub" '^entry=0 .*boot_counter=1'
+check "the power was cut during v3's first trial" "$W/7-v3-try-1.log.cut" '^cut at BERTH-BOOTED version=3'
+boot 7-v3-try-2
+check "after the cut, GRUB booted v3 again, its last try" "$W/7-v3-try-2.log.grub" '^entry=0 .*boot_counter=0'
+check "v3 booted after the power cut, and its health check failed" "$W/7-v3-try-2.log" 'health checks: .*50-test-services failed'
+check "the failed trial rebooted at once" "$W/7-v3-try-2.log" 'this trial boot failed; rebooting into the next try'
+check "... and the machine restarted" "$W/7-v3-try-2.log" 'reboot: Restarting system'
+check_not "the failed trial ran no step and did not power off" "$W/7-v3-try-2.log" 'BERTH-STEP-BEGIN|reboot: Power down'
+ST='st=$(berth status --json); echo "RESULT last-failure=$(echo "$st" | grep -o "\"lastFailure\":{[^}]*")"
+echo "RESULT assess=$(systemctl is-active berth-boot-assess.service)"
+echo "RESULT default-first=$(ostree admin status | head -1)"
+berth status | sed "s/^/STATUS /"
+echo "RESULT error-name=$(busctl get-property org.berth.Berth1 /org/berth/Berth1 org.berth.Berth1.Manager ErrorName)"
+echo "RESULT assessment=$(busctl get-property org.berth.Berth1 /org/berth/Berth1 org.berth.Berth1.Manager BootAssessment)"
+ostree admin status'
+vm_step "$ST
+berth config --automatic-updates apply
+berth update --automatic; echo \"RESULT auto-update-rc=\$?\"
+echo \"RESULT staged=\$(berth status --json | grep -c '\"staged\":{')\"
+sed -i 's/^tries = .*/tries = 1/' /etc/berth/berth.toml"
+boot 7-v3-fell-back
+check "with no try left, GRUB booted the previous deployment" "$W/7-v3-fell-back.log.grub" '^entry=1 .*boot_counter=-1'
+check "back on v2 by itself" "$W/7-v3-fell-back.log" 'BERTH-BOOTED version=2 '
+check "the assessment made the fallback permanent" "$W/7-v3-fell-back.log" 'RESULT assess=active'
+check "... the booted v2 is the default again (ostree lists it first)" "$W/7-v3-fell-back.log" 'RESULT default-first=\* '
+check "status: v3 failed its health check" "$W/7-v3-fell-back.log" 'RESULT last-failure="lastFailure":\{"image":"[^"]*vm:stable","digest":"sha256:[0-9a-f]*","version":"3",.*"reason":"health-check-failed","detail":"[^"]*50-test-services failed'
+check "berth status says so" "$W/7-v3-fell-back.log" 'STATUS Update to 3 failed its health checks and was rolled back'
+check "the last error is UpdateRolledBack" "$W/7-v3-fell-back.log" 'RESULT error-name=s "org.berth.Berth1.Error.UpdateRolledBack"'
+check "BootAssessment (D-Bus) names the failed update" "$W/7-v3-fell-back.log" 'RESULT assessment=a\{sv\} .*"failed-version" s "3"'
+check "the automatic update does not take v3 again" "$W/7-v3-fell-back.log" 'Not installing 3: it failed on this machine before'
+check "... and succeeds doing nothing" "$W/7-v3-fell-back.log" 'RESULT auto-update-rc=0'
+check "... nothing staged" "$W/7-v3-fell-back.log" 'RESULT staged=0'
+vm_publish 5
+vm_step 'berth update --automatic; echo "RESULT auto-update-rc=$?"'
+boot 7-update-to-v5
+check "v2 stays the default (no fallback to v3)" "$W/7-update-to-v5.log.grub" '^entry=0 '
+check "v2 booted again" "$W/7-update-to-v5.log" 'BERTH-BOOTED version=2 '
+check "the automatic update takes the newer v5" "$W/7-update-to-v5.log" 'Version 5 is staged'
+vm_step "$ST"
+boot 7-v5-hangs
+check "GRUB booted v5 on trial (its only try)" "$W/7-v5-hangs.log.grub" '^entry=0 .*boot_counter=0'
+check_not "v5's boot never completed" "$W/7-v5-hangs.log" 'BERTH-BOOTED'
+check "boot-complete.target's job timeout rebooted it" "$W/7-v5-hangs.log" 'reboot: Restarting system'
+boot 8-after-v5
+check "GRUB fell back from v5" "$W/8-after-v5.log.grub" '^entry=1 .*boot_counter=-1'
+check "back on v2" "$W/8-after-v5.log" 'BERTH-BOOTED version=2 '
+check "... and v2 is the default again" "$W/8-after-v5.log" 'RESULT default-first=\* '
+check "status: v5 did not finish booting" "$W/8-after-v5.log" 'RESULT last-failure=.*"version":"5",.*"reason":"boot-incomplete"'
+check "berth status says so" "$W/8-after-v5.log" 'STATUS Update to 5 did not finish booting and was rolled back'
 
 say "6: power cuts during an update to v4 (a 48 MB layer) and during its finalization"
 vm_publish 4
@@ -282,6 +334,15 @@ boot 11-final
 check "final boot is v$final, complete" "$W/11-final.log" "BERTH-BOOTED version=$final "
 check "final: consistent" "$W/11-final.log" 'RESULT consistent=yes'
 grep -a '^FINALIZE-LOG' "$W/11-final.log" | tr -d '\r' | sed 's/^FINALIZE-LOG /   /' >&2 || true
+check "final: v$final passed its trial" "$W/11-final.log" 'BERTH-TRIAL passed'
+# Marked good, an update is never rolled back afterwards: GRUB's rules, played on the block
+# the guest left, boot the default entry every time from now on.
+vm_guest_file "$GRUBENV" > "$W/final-grubenv"
+cp "$W/final-grubenv" "$W/final-grubenv.played"
+for _ in 1 2 3; do bash tests/vm/grub-fallback.sh "$W/final-grubenv.played"; done > "$W/final-entries"
+check "final: v$final is marked good (boot_success=1, no counter)" "$W/final-grubenv" '^boot_success=1'
+check_not "final: no boot counter left" "$W/final-grubenv" '^boot_counter='
+check_not "final: the next boots all boot the default entry" "$W/final-entries" '^1'
 
 echo "vm: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

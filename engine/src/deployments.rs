@@ -264,31 +264,56 @@ fn finalize_locked(
     tries: u32,
 ) -> Result<ostree::Deployment> {
     let osname = staged.osname().to_string();
-    let commit = staged.csum().to_string();
     let origin = staged
         .origin()
         .ok_or_else(|| Error::WrongState("the staged deployment has no origin".into()))?;
     // The emulation's mark; a deployment that is finalized is no longer staged.
     let _ = origin.remove_key(BERTH_GROUP, "staged");
-    let kargs = crate::kargs::deployment_kargs(staged);
-    let merge = sysroot.merge_deployment(Some(&osname));
-    tracing::info!(%commit, "finalize: deploying the staged update");
-    let d = deploy_tree(
-        sysroot,
-        &NewDeployment {
-            osname: &osname,
-            commit: &commit,
-            origin: &origin,
-            merge: merge.as_ref(),
-            kargs: &kargs,
-        },
-    )?;
+    let root = sysroot_path(sysroot);
+    let dir = root.join(sysroot.deployment_dirpath(staged));
+    tracing::info!(commit = %staged.csum(), "finalize: merging /etc into the staged deployment");
+    // In the staged deployment's own checkout (ostree's finalizer does the same): no second
+    // checkout of the tree. Should this fail half-way, ostree's finalizer, which runs next,
+    // merges the same changes again.
+    if let Some(merge) = sysroot.merge_deployment(Some(&osname)) {
+        let changes = crate::etcmerge::merge(&root.join(sysroot.deployment_dirpath(&merge)), &dir)?;
+        tracing::info!(
+            "Copying /etc changes: {} modified, {} removed, {} added",
+            changes.modified.len(),
+            changes.removed.len(),
+            changes.added.len()
+        );
+    }
+    // As ostree's finalizer: units with ConditionNeedsUpdate= run after the reboot.
+    let var = root.join("ostree/deploy").join(&osname).join("var");
+    for stamp in [dir.join("etc/.updated"), var.join(".updated")] {
+        crate::fsutil::remove_if_exists(&stamp)?;
+    }
+    let real = staged.is_staged();
+    let d = if real {
+        // ostree's copy carries everything but the staged mark: it is what ostree's
+        // finalizer writes.
+        #[allow(clippy::disallowed_methods)]
+        let copy = staged.clone();
+        copy
+    } else {
+        same_object(staged)
+    };
+    d.set_origin(Some(&origin));
+    sysroot
+        .write_origin_file(&d, Some(&origin), gio::Cancellable::NONE)
+        .ctx(|| "write origin".into())?;
+    seal(&dir)?;
     faults::point(faults::DEPLOYED);
     // Armed before the new entries exist: a power cut before they are flushed boots the old
     // deployment on trial, which passes (it booted before) and so ends the trial.
-    crate::assessment::arm(&sysroot_path(sysroot), tries)?;
+    crate::assessment::arm(&root, tries)?;
+    if real {
+        forget_staged(sysroot)?;
+    }
     // ostree's finalizer keeps the same deployments: the new one, the booted one, pinned ones
-    // and other stateroots. The staged one is dropped (its directory and /run marker go).
+    // and other stateroots.
+    let merge = sysroot.merge_deployment(Some(&osname));
     let flags = ostree::SysrootSimpleWriteDeploymentFlags::NO_CLEAN;
     sysroot
         .simple_write_deployment(
@@ -303,6 +328,46 @@ fn finalize_locked(
     flush_then_clean(sysroot, Clean::BootAndDeployments)?;
     tracing::info!("finalize: done");
     Ok(d)
+}
+
+/// Where ostree keeps a staged deployment until it is finalized.
+const OSTREE_STAGED: &str = "/run/ostree/staged-deployment";
+
+/// The staged deployment is being written as a finalized one: ostree must no longer hold it
+/// as staged (its finalizer would finalize it again, and writing a deployment list while it
+/// does deletes the staged directory, which is now the new deployment's).
+fn forget_staged(sysroot: &ostree::Sysroot) -> Result<()> {
+    crate::fsutil::remove_if_exists(Path::new(OSTREE_STAGED))?;
+    // ostree reloads only when ostree/deploy changed (its own finalizer bumps it too).
+    let deploy = sysroot_path(sysroot).join("ostree/deploy");
+    std::fs::File::open(&deploy)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .map_err(|e| Error::io(format!("touch {}", deploy.display()), e))?;
+    sysroot
+        .load(gio::Cancellable::NONE)
+        .ctx(|| "reload sysroot".into())?;
+    if sysroot.staged_deployment().is_some() {
+        return Err(Error::WrongState(
+            "ostree still holds the staged deployment after it was finalized".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes a finalized deployment's root immutable, as ostree does (`chattr +i`): nothing can
+/// be added to or removed from `/` of the running system by mistake. Filesystems without inode
+/// flags (tmpfs) go without.
+fn seal(dir: &Path) -> Result<()> {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    use rustix::io::Errno;
+    let f =
+        std::fs::File::open(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
+    let result = ioctl_getflags(&f).and_then(|flags| ioctl_setflags(&f, flags | IFlags::IMMUTABLE));
+    match result {
+        Ok(()) => Ok(()),
+        Err(Errno::NOTTY | Errno::OPNOTSUPP | Errno::INVAL) => Ok(()),
+        Err(e) => Err(Error::io(format!("seal {}", dir.display()), e.into())),
+    }
 }
 
 fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {

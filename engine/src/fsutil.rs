@@ -1,5 +1,5 @@
 //! Small filesystem helpers: a file replaced atomically and durably, and a directory tree
-//! copied with its owners, modes and symlinks (for seeding `/var`).
+//! copied with its owners, modes, xattrs and symlinks (for seeding `/var`, merging `/etc`).
 
 use crate::error::{Context as _, Result};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -19,7 +19,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).ctx(|| format!("rename {}", path.display()))
 }
 
-/// Copies `src` into `dst`, leaving anything that already exists in `dst` alone.
+/// Copies `src` into `dst`, leaving anything that already exists in `dst` alone. Files keep
+/// their modification time; special files (FIFOs, sockets, devices) are left out.
 pub fn copy_tree_missing(src: &Path, dst: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(src) {
         Ok(m) => m,
@@ -31,7 +32,7 @@ pub fn copy_tree_missing(src: &Path, dst: &Path) -> Result<()> {
     if ft.is_dir() {
         if !exists {
             std::fs::create_dir(dst).ctx(|| format!("create {}", dst.display()))?;
-            set_owner_mode(dst, &meta)?;
+            copy_attributes(src, &meta, dst)?;
         }
         for entry in std::fs::read_dir(src).ctx(|| format!("read {}", src.display()))? {
             let entry = entry.ctx(|| format!("read {}", src.display()))?;
@@ -42,11 +43,22 @@ pub fn copy_tree_missing(src: &Path, dst: &Path) -> Result<()> {
             let target = std::fs::read_link(src).ctx(|| format!("readlink {}", src.display()))?;
             std::os::unix::fs::symlink(&target, dst)
                 .ctx(|| format!("symlink {}", dst.display()))?;
-            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
-                .ctx(|| format!("chown {}", dst.display()))?;
+            copy_attributes(src, &meta, dst)?;
         } else if ft.is_file() {
             std::fs::copy(src, dst).ctx(|| format!("copy {}", src.display()))?;
-            set_owner_mode(dst, &meta)?;
+            let mtime = rustix::fs::Timespec {
+                tv_sec: meta.mtime(),
+                tv_nsec: meta.mtime_nsec(),
+            };
+            let times = rustix::fs::Timestamps {
+                last_access: mtime,
+                last_modification: mtime,
+            };
+            rustix::fs::utimensat(rustix::fs::CWD, dst, &times, rustix::fs::AtFlags::empty())
+                .map_err(|e| {
+                    crate::Error::io(format!("set the time of {}", dst.display()), e.into())
+                })?;
+            copy_attributes(src, &meta, dst)?;
         }
     }
     Ok(())
@@ -68,9 +80,51 @@ pub fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn set_owner_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
-        .ctx(|| format!("chown {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .ctx(|| format!("chmod {}", path.display()))
+/// Owner, then mode (a change of owner clears set-id bits), then xattrs, of `src` onto `dst`.
+pub fn copy_attributes(src: &Path, meta: &std::fs::Metadata, dst: &Path) -> Result<()> {
+    std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
+        .ctx(|| format!("chown {}", dst.display()))?;
+    if !meta.file_type().is_symlink() {
+        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .ctx(|| format!("chmod {}", dst.display()))?;
+    }
+    copy_xattrs(src, dst)
+}
+
+/// All extended attributes (SELinux labels, capabilities, ACLs); nothing where the
+/// filesystem has none.
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<()> {
+    use rustix::fs::{lgetxattr, llistxattr, lsetxattr, XattrFlags};
+    use rustix::io::Errno;
+    use std::os::unix::ffi::OsStrExt;
+    let err = |what: &str, p: &Path, e: Errno| {
+        crate::Error::io(format!("{what} {}", p.display()), e.into())
+    };
+    let mut names = vec![0u8; 64 * 1024];
+    let len = match llistxattr(src, &mut names[..]) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(err("list the xattrs of", src, e)),
+    };
+    let mut value = vec![0u8; 64 * 1024];
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = std::ffi::OsStr::from_bytes(name);
+        let n =
+            lgetxattr(src, name, &mut value[..]).map_err(|e| err("read the xattrs of", src, e))?;
+        match lsetxattr(dst, name, &value[..n], XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP) => {}
+            Err(e) => return Err(err("set the xattrs of", dst, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a file if it is there.
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(crate::Error::io(format!("remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod deployments;
 pub mod engine;
 pub mod error;
+pub mod etcmerge;
 pub mod faults;
 mod fsutil;
 pub mod growing;

@@ -431,3 +431,61 @@ async fn ownership_modes_and_xattrs_survive_import() {
     // ostree re-hashes every object, xattrs and modes included, against its own format.
     env.fsck();
 }
+
+/// The shutdown's finalization works in the staged deployment's own checkout (no second
+/// checkout of the tree) and merges `/etc` as the booted system has it then: edits made after
+/// the update was staged come along, removals too, and the new image's defaults arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalization_merges_etc_at_shutdown_into_the_staged_checkout() {
+    use berth_engine::deployments;
+    let env = Env::new("finalize-etc");
+    let engine = env.install(&env.image("1")).await;
+    let out = engine
+        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    let staged_dir = env.deployment_dir(&engine, 1);
+    assert!(
+        staged_dir.join("etc/new-in-v2.conf").exists(),
+        "{staged_dir:?}"
+    );
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let staged_usr = inode(&staged_dir.join("usr"));
+
+    // After staging, before the shutdown: the administrator edits, adds and removes.
+    let booted = env.booted_dir(&engine);
+    std::fs::write(booted.join("etc/berth-demo.conf"), "setting=late\n").unwrap();
+    std::fs::create_dir_all(booted.join("etc/late.d")).unwrap();
+    std::fs::write(booted.join("etc/late.d/x.conf"), "late\n").unwrap();
+    let removed = "hostname";
+    std::fs::remove_file(booted.join("etc").join(removed)).unwrap();
+
+    let sysroot = deployments::open(&env.sysroot()).unwrap();
+    let staged = deployments::staged(&sysroot).expect("a staged deployment");
+    deployments::finalize(&sysroot, &staged, 0).unwrap();
+
+    assert_eq!(common::deployment_versions(&engine), ["2", "1"]);
+    let new = env.deployment_dir(&engine, 0);
+    assert_eq!(
+        new, staged_dir,
+        "the staged checkout itself is the new default"
+    );
+    assert_eq!(inode(&new.join("usr")), staged_usr, "not checked out again");
+    let read = |p: &str| std::fs::read_to_string(new.join(p)).unwrap();
+    assert_eq!(read("etc/berth-demo.conf"), "setting=late\n");
+    assert_eq!(read("etc/late.d/x.conf"), "late\n");
+    assert!(
+        !new.join("etc").join(removed).exists(),
+        "{removed} was removed"
+    );
+    assert_eq!(read("etc/new-in-v2.conf"), "new=yes\n");
+    let origin = std::fs::read_to_string(new.with_extension(format!(
+        "{}.origin",
+        new.extension().unwrap().to_str().unwrap()
+    )))
+    .unwrap();
+    assert!(!origin.contains("staged"), "{origin}");
+    env.fsck();
+}

@@ -105,7 +105,10 @@ vm_install_disk() {
 # replaying the journal (debugfs never does) and without the allocation bitmaps (-c), which a
 # power cut can leave out of step with their checksums in the group descriptors until the
 # kernel replays the journal; GRUB never reads them either.
-bootloader_read() { debugfs -c -R "$1" "$W/disk.img" 2>/dev/null; }
+bootloader_read() { debugfs -c -R "$1" "$(vm_disk)" 2>/dev/null; }
+
+# The disk the next boot uses: $W/disk.img, or $VM_DISK (a replay of lost writes).
+vm_disk() { echo "${VM_DISK:-$W/disk.img}"; }
 
 # vm_entries: "version path" of each BLS entry on the disk, highest version (the default) first.
 vm_entries() {
@@ -131,7 +134,7 @@ vm_grub() {
   bash "$REPO/tests/vm/grub-fallback.sh" "$env"
   block=$(bootloader_read "bmap $GRUBENV 0")
   [ -n "$block" ] || { echo "no block for $GRUBENV" >&2; return 1; }
-  dd if="$env" of="$W/disk.img" bs=4096 seek="$block" conv=notrunc status=none
+  dd if="$env" of="$(vm_disk)" bs=4096 seek="$block" conv=notrunc status=none
 }
 
 # vm_kernel [default|rollback|ENTRY]: extracts the chosen entry's kernel (as an uncompressed ELF:
@@ -142,7 +145,7 @@ vm_kernel() {
   pick=$(vm_entries | sed -n "$((which + 1))p" | cut -d' ' -f2)
   [ -n "$pick" ] || {
     echo "no boot entry on the disk:" >&2
-    debugfs -c -R 'stat /boot/loader' "$W/disk.img" 2>&1 | head -20 >&2
+    debugfs -c -R 'stat /boot/loader' "$(vm_disk)" 2>&1 | head -20 >&2
     return 1
   }
   local linux initrd
@@ -159,13 +162,22 @@ EOP
 
 # The QEMU command line shared by the tests and the demo (TCG: this machine's KVM cannot run
 # stock kernels), with the kernel and initrd vm_kernel extracted. It execs: run it in a
-# subshell, whose PID is then QEMU's.
+# subshell, whose PID is then QEMU's. cache=unsafe: a QEMU killed with -9 (a power cut)
+# still leaves every write the guest made in the image, flushed or not. With VM_LOG_WRITES
+# set, QEMU's blklogwrites driver also records each write and flush, in order, in
+# $W/writes.log, and the guest's flushes are honoured (cache=writeback): vm_replays then
+# builds the disks a power cut that lost the unflushed writes would have left.
 vm_qemu() {
-  local opts=$1; shift
+  local opts=$1 drive; shift
+  drive="file=$(vm_disk),format=raw,if=virtio,cache=unsafe"
+  if [ -n "${VM_LOG_WRITES:-}" ]; then
+    drive="driver=blklogwrites,file.driver=file,file.filename=$(vm_disk),log.driver=file"
+    drive+=",log.filename=$W/writes.log,log-sector-size=512,log-append=off,if=virtio,cache=writeback"
+  fi
   exec qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
     -nographic -no-reboot \
     -kernel "$W/bls/vmlinux" -initrd "$W/bls/initrd" -append "$opts" \
-    -drive "file=$W/disk.img,format=raw,if=virtio,cache=unsafe" \
+    -drive "$drive" \
     -netdev "user,id=n0${VM_HOSTFWD:+,hostfwd=$VM_HOSTFWD}" -device virtio-net-pci,netdev=n0 \
     -virtfs "local,path=$W/share,mount_tag=test,security_model=none,readonly=on" "$@"
 }
@@ -185,6 +197,10 @@ vm_boot() {
   fi
   opts="$(vm_kernel "$which")${VM_EXTRA_KARGS:+ $VM_EXTRA_KARGS}"
   mkdir -p "$W/share"
+  if [ -n "${VM_LOG_WRITES:-}" ]; then
+    # The disk as the log begins: the replays start from it.
+    cp --sparse=always "$(vm_disk)" "$W/disk.base"; : > "$W/writes.log"
+  fi
   : > "$log"; rm -f "$log.cut"
   (vm_qemu "$opts" -monitor none -serial "file:$log" </dev/null >/dev/null 2>&1) &
   local qemu=$! start=$SECONDS
@@ -204,6 +220,26 @@ vm_boot() {
     sleep 0.1
   done
   wait "$qemu" 2>/dev/null || true
+}
+
+# vm_replay_points: how many entries of the last logged boot's writes to replay: up to its
+# last flush (a power cut that lost every write after it), and halfway from there to the end
+# (it lost some, the later ones). Nothing when no write followed the last flush.
+vm_replay_points() {
+  local total last
+  total=$(python3 "$REPO/tests/vm/replay-log.py" "$W/writes.log" count)
+  last=$(python3 "$REPO/tests/vm/replay-log.py" "$W/writes.log" flushes | tail -1)
+  last=${last:-0}
+  [ "$total" -gt "$last" ] || return 0
+  echo "$last"
+  if [ $((total - last)) -gt 1 ]; then echo $((last + (total - last) / 2)); fi
+}
+
+# vm_replay N: $W/disk.replay, the disk as the logged boot began with the log's first N
+# entries written to it.
+vm_replay() {
+  cp --sparse=always "$W/disk.base" "$W/disk.replay"
+  python3 "$REPO/tests/vm/replay-log.py" "$W/writes.log" replay "$W/disk.replay" "$1"
 }
 
 # vm_step 'shell commands': what the guest agent runs at the next boot.

@@ -20,12 +20,18 @@
 #     from where the cut landed, with a clean `ostree fsck`, and a new update then succeeds.
 #     The harness reads the disk as GRUB does, without replaying the ext4 journal; that is
 #     how a cut during ostree's own finalization was found to leave a machine unbootable.
+#     Cuts that also lose what was not flushed: QEMU's blklogwrites driver logs the cut
+#     boot's writes and flushes (tests/vm/replay-log.py); the log replayed up to the last
+#     flush, and halfway past it, onto the disk as the boot began must boot a complete old
+#     or new version too.
+#   Last, the finalization's time: Berth's, then ostree's own finalizer on the same image.
 # Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
 # is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
 # Prints "vm: N passed, N failed"; exits non-zero on any failure.
 # Usage: tests/vm/run.sh [--all]. Without --all (the test command), scenario 6 cuts the power
 # once per phase (download, import, staging; finalization: deployed, entries written but not
-# flushed, flushed); --all adds cuts 1 s into the update, during the clean-up and after it.
+# flushed, flushed) and loses the unflushed writes of the last two; --all adds cuts 1 s into
+# the update, during the clean-up and after it, and loses the unflushed writes of every cut.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -280,8 +286,8 @@ CUTS=("update: downloading|%  Downloading|2|%  Preparing||old"
       "update: importing|%  Unpacking|0|%  Preparing||old"
       "update: staging|%  Preparing|0|%  Finishing||old"
       "finalize: deployed|holding at deployed|0|boot entries flushed|deployed|old"
-      "finalize: entries written, not flushed|holding at entries-written|0|boot entries flushed|entries-written|old"
-      "finalize: flushed|holding at flushed|0|cleaning up the old ones|flushed|new")
+      "finalize: entries written, not flushed|holding at entries-written|0|boot entries flushed|entries-written|old|lost"
+      "finalize: flushed|holding at flushed|0|cleaning up the old ones|flushed|new|lost")
 [ -n "$ALL" ] && CUTS=("update 1 s|BERTH-UPDATE-START|1|%  Preparing||old" "${CUTS[@]}"
   "finalize: cleaning up|cleaning up the old ones|0|finalize: done||new"
   "finalize: cleaned|holding at cleaned|0|finalize: done|cleaned|new")
@@ -294,12 +300,13 @@ check_after_cut() { # check_after_cut N NAME EXPECTED_VERSION LOG_OF_THE_NEXT_BO
 }
 for cut in "${CUTS[@]}"; do
   n=$((n + 1))
-  IFS='|' read -r name marker delay not_yet hold expect <<<"$cut"
+  IFS='|' read -r name marker delay not_yet hold expect lost <<<"$cut"
+  [ -n "$ALL" ] && lost=lost
   vm_step "$(hold_step "$hold")
 $VERIFY
 $UPDATE"
   log=$W/9-cut-$n.log
-  boot "9-cut-$n" default "$marker" "$delay"
+  VM_LOG_WRITES=$lost boot "9-cut-$n" default "$marker" "$delay"
   [ -n "$prev" ] && check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$log"
   from=$(grep -ao 'BERTH-BOOTED version=[0-9]*' "$log" | head -1 | cut -d= -f2)
   if [ "$from" = 4 ]; then to=2; else to=4; fi
@@ -318,6 +325,24 @@ $UPDATE"
   fi
   if [ "$expect" = old ]; then expect=$from; else expect=$to; fi
   prev="$n|$name" prev_expect=$expect
+  # The same cut losing what the guest had not flushed: replays of the write log onto the
+  # disk as this boot began, each booted on its own copy (the scenario goes on from the
+  # disk that kept every write).
+  if [ -n "$lost" ]; then
+    points=$(vm_replay_points)
+    total=$(python3 tests/vm/replay-log.py "$W/writes.log" count)
+    [ -n "$points" ] || echo "   cut $n: nothing followed the last flush; no write to lose" >&2
+    vm_step "$VERIFY"
+    for upto in $points; do
+      vm_replay "$upto"
+      rlog=$W/9-cut-$n-lost-$upto.log
+      VM_DISK=$W/disk.replay boot "9-cut-$n-lost-$upto"
+      check "cut $n, writes lost (log replayed to entry $upto of $total): a complete v$from or v$to boots" "$rlog" "BERTH-BOOTED version=($from|$to) "
+      check "cut $n, writes lost ($upto): booted tree matches its deployment" "$rlog" 'RESULT consistent=yes'
+      check "cut $n, writes lost ($upto): ostree fsck clean" "$rlog" 'RESULT fsck=0'
+    done
+    rm -f "$W/disk.base" "$W/disk.replay" "$W/writes.log"
+  fi
 done
 # A last update, to the other version, runs a whole finalization: its time is printed below.
 vm_step "$(hold_step "")
@@ -327,9 +352,28 @@ boot 10-update-after-cuts
 check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$W/10-update-after-cuts.log"
 if [ "$prev_expect" = 4 ]; then final=2; else final=4; fi
 check "an update to v$final after the cuts succeeds" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
-# How long the last finalization took, from the journal of the boot that ran it.
+# How long a finalization took, from the journal of the boot after it: from systemd stopping
+# the unit (which runs the finalizer) to the unit stopped, the same measure for Berth's and
+# for ostree's own finalizer.
+FIN_TIME=$(cat <<'FIN'
+fin_time() {
+  journalctl -b -1 -o short-monotonic --no-pager -u "$1" | sed 's/^\[ *//; s/\]//' |
+    awk -v who="$2" '/Stopping/ && s == "" {s = $1} /Stopped|Deactivated successfully/ {e = $1}
+      END {if (s != "" && e != "") printf "FINALIZE-TIME %s %.1f s\n", who, e - s}'
+}
+FIN
+)
+# Then ostree's own finalizer, on the same image: the booted commit staged again with
+# ostree's CLI, and Berth's finalizer off for that shutdown (a runtime drop-in).
+OFF_DIR=/run/systemd/system/berth-finalize-staged.service.d
 vm_step "$VERIFY
-journalctl -b -1 -o short-monotonic --no-pager -u berth-finalize-staged.service | grep -a 'finalize\\|flushed' | sed 's/^/FINALIZE-LOG /'"
+$FIN_TIME
+fin_time berth-finalize-staged.service berth
+journalctl -b -1 -o short-monotonic --no-pager -u berth-finalize-staged.service | grep -a 'finalize\\|flushed' | sed 's/^/FINALIZE-LOG /'
+mkdir -p $OFF_DIR; printf '[Service]\\nExecStop=\\nExecStop=/bin/true\\n' > $OFF_DIR/off.conf
+systemctl daemon-reload
+cur=\$(ostree admin --print-current-dir); dir=\${cur##*/}
+ostree admin deploy --stage --origin-file=\$cur.origin \${dir%.*}; echo \"RESULT ostree-stage-rc=\$?\""
 boot 11-final
 check "final boot is v$final, complete" "$W/11-final.log" "BERTH-BOOTED version=$final "
 check "final: consistent" "$W/11-final.log" 'RESULT consistent=yes'
@@ -343,6 +387,17 @@ for _ in 1 2 3; do bash tests/vm/grub-fallback.sh "$W/final-grubenv.played"; don
 check "final: v$final is marked good (boot_success=1, no counter)" "$W/final-grubenv" '^boot_success=1'
 check_not "final: no boot counter left" "$W/final-grubenv" '^boot_counter='
 check_not "final: the next boots all boot the default entry" "$W/final-entries" '^1'
+check "ostree staged the same commit" "$W/11-final.log" 'RESULT ostree-stage-rc=0'
+vm_step "$VERIFY
+$FIN_TIME
+fin_time ostree-finalize-staged.service ostree"
+boot 12-ostree-finalized
+check "ostree's finalizer: v$final booted, complete" "$W/12-ostree-finalized.log" "BERTH-BOOTED version=$final "
+check "ostree's finalizer: consistent" "$W/12-ostree-finalized.log" 'RESULT consistent=yes'
+grep -ah '^FINALIZE-TIME' "$W/11-final.log" "$W/12-ostree-finalized.log" | tr -d '\r' |
+  sed 's/^FINALIZE-TIME /   finalization under TCG: /' >&2 || true
+check "Berth's finalization was timed" "$W/11-final.log" '^FINALIZE-TIME berth [0-9.]+ s'
+check "ostree's finalization was timed" "$W/12-ostree-finalized.log" '^FINALIZE-TIME ostree [0-9.]+ s'
 
 echo "vm: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

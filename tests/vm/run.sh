@@ -112,6 +112,9 @@ check "/var data survived" "$W/2-on-v2.log" 'RESULT var-data=data-from-v1'
 vm_guest_file /ostree/deploy/berth/var/lib/berth-test/status.json > "$W/status.json"
 check "berth status --json (read from the disk) says v2 is booted" "$W/status.json" '"booted":\{"image":\{"image":\{"image":"[^"]*/berth/vm:stable".*"version":"2"'
 
+# A quick look at an update and its finalization (while working on them).
+if [ "${VM_STOP_AFTER:-}" = 2 ]; then echo "vm: $PASS passed, $FAIL failed (VM_STOP_AFTER=2)"; [ "$FAIL" = 0 ]; exit; fi
+
 say "2: berth rollback; reboot; back on v1"
 check "rollback exit 0" "$W/2-on-v2.log" 'RESULT rollback-rc=0'
 vm_step 'echo "RESULT etc-edit=$(cat /etc/berth-test-local.conf)"

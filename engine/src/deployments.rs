@@ -231,10 +231,10 @@ pub fn deploy_default(sysroot: &ostree::Sysroot, n: &NewDeployment) -> Result<os
 }
 
 /// Finalizes the staged deployment at shutdown, in place of ostree's own finalizer (which
-/// then finds nothing staged): the same result, a fresh deployment of the staged commit with
-/// `/etc` merged from the booted one as it is now, written as the new default with the booted
-/// one as rollback, but with the boot entries flushed before the old ones are deleted. Returns
-/// the new default, or `None` when nothing was staged.
+/// then finds nothing staged): the same result, the staged checkout with `/etc` merged from
+/// the booted one as it is now ([`crate::etcmerge`]), written as the new default with the
+/// booted one as rollback, but with the boot entries flushed before the old ones are deleted.
+/// Returns the new default, or `None` when nothing was staged.
 /// `tries`: boots the new deployment gets to prove itself (boot assessment; 0: none).
 pub fn finalize_staged(
     sysroot: &ostree::Sysroot,

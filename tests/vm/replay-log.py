@@ -5,6 +5,8 @@ that lost every write the guest had not flushed (or only some of them).
 
   replay-log.py LOG flushes           entry count up to and including each flush, one per line
   replay-log.py LOG count             the number of entries
+  replay-log.py LOG find TEXT         entry count up to and including the last write whose
+                                      data holds TEXT (0: none)
   replay-log.py LOG replay DISK N     writes entries 0..N-1 (data writes; flushes and
                                       discards change nothing on a disk image) into DISK
 
@@ -13,6 +15,7 @@ then per entry a header sector (sector, sector count, flags, data length; little
 followed by its data, each padded to the log sector size. QEMU updates the super block's
 count only now and then, so after a kill the entries are read until the log ends.
 """
+import os
 import struct
 import sys
 
@@ -50,6 +53,15 @@ def main():
         for i, (_, flags, _, _) in enumerate(entries(path)):
             if flags & FLUSH:
                 print(i + 1)
+    elif command == 'find':
+        text, found = os.fsencode(sys.argv[3]), 0
+        with open(path, 'rb') as log:
+            for i, (_, flags, data_offset, length) in enumerate(entries(path)):
+                if length and not flags & (DISCARD | MARK):
+                    log.seek(data_offset)
+                    if text in log.read(length):
+                        found = i + 1
+        print(found)
     elif command == 'replay':
         disk, upto = sys.argv[3], int(sys.argv[4])
         with open(path, 'rb') as log, open(disk, 'r+b') as out:

@@ -20,18 +20,19 @@
 #     from where the cut landed, with a clean `ostree fsck`, and a new update then succeeds.
 #     The harness reads the disk as GRUB does, without replaying the ext4 journal; that is
 #     how a cut during ostree's own finalization was found to leave a machine unbootable.
-#     Cuts that also lose what was not flushed: QEMU's blklogwrites driver logs the cut
-#     boot's writes and flushes (tests/vm/replay-log.py); the log replayed up to the last
-#     flush, and halfway past it, onto the disk as the boot began must boot a complete old
-#     or new version too.
+#     Writes lost: QEMU's blklogwrites driver logs a boot's writes and flushes, and
+#     tests/vm/replay-log.py replays the log onto the disk as the boot began, up to a flush
+#     (or past it): a cut's last flush, and flushes of a finalizing shutdown. Each replay
+#     must boot a complete old or new version too.
 #   Last, the finalization's time: Berth's, then ostree's own finalizer on the same image.
 # Everything lives on a private tmpfs in a private mount namespace; the expensive base rootfs
 # is cached (tests/vm/build-base.sh). Needs root, .ci/install-deps and `cargo build`.
 # Prints "vm: N passed, N failed"; exits non-zero on any failure.
 # Usage: tests/vm/run.sh [--all]. Without --all (the test command), scenario 6 cuts the power
 # once per phase (download, import, staging; finalization: deployed, entries written but not
-# flushed, flushed) and loses the unflushed writes of the last two; --all adds cuts 1 s into
-# the update, during the clean-up and after it, and loses the unflushed writes of every cut.
+# flushed, flushed), losing the unflushed writes of the import cut and after three flushes of
+# a finalizing shutdown; --all adds cuts 1 s into the update, during the clean-up and after
+# it, and loses the unflushed writes of every cut and after every flush of that shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -286,14 +287,32 @@ VM_EXTRA_KARGS=systemd.journald.forward_to_console=1
 # are flushed (the bootloader must still see the old ones), and after the flush. --all adds a
 # cut 1 s into the update, one during the clean-up of the old entries, and one after it.
 CUTS=("update: downloading|%  Downloading|2|%  Preparing||old"
-      "update: importing|%  Unpacking|0|%  Preparing||old"
+      "update: importing|%  Unpacking|0|%  Preparing||old|lost"
       "update: staging|%  Preparing|0|%  Finishing||old"
       "finalize: deployed|holding at deployed|0|boot entries flushed|deployed|old"
-      "finalize: entries written, not flushed|holding at entries-written|0|boot entries flushed|entries-written|old|lost"
-      "finalize: flushed|holding at flushed|0|cleaning up the old ones|flushed|new|lost")
+      "finalize: entries written, not flushed|holding at entries-written|0|boot entries flushed|entries-written|old"
+      "finalize: flushed|holding at flushed|0|cleaning up the old ones|flushed|new")
 [ -n "$ALL" ] && CUTS=("update 1 s|BERTH-UPDATE-START|1|%  Preparing||old" "${CUTS[@]}"
   "finalize: cleaning up|cleaning up the old ones|0|finalize: done||new"
   "finalize: cleaned|holding at cleaned|0|finalize: done|cleaned|new")
+# lost_writes FILE LABEL FROM TO POINTS...: boots each replay of the last logged boot's write
+# log (its first POINT entries onto the disk as that boot began), each on its own copy, and
+# checks that it is a complete vFROM or vTO.
+lost_writes() {
+  local file=$1 label=$2 from=$3 to=$4 upto rlog total
+  shift 4
+  total=$(python3 tests/vm/replay-log.py "$W/writes.log" count)
+  vm_step "$VERIFY"
+  for upto in "$@"; do
+    vm_replay "$upto"
+    rlog=$W/$file-lost-$upto.log
+    VM_DISK=$W/disk.replay boot "$file-lost-$upto"
+    check "$label, writes lost (log replayed to entry $upto of $total): a complete v$from or v$to boots" "$rlog" "BERTH-BOOTED version=($from|$to) "
+    check "$label, writes lost ($upto): booted tree matches its deployment" "$rlog" 'RESULT consistent=yes'
+    check "$label, writes lost ($upto): ostree fsck clean" "$rlog" 'RESULT fsck=0'
+  done
+  rm -f "$W/disk.base" "$W/disk.replay" "$W/writes.log"
+}
 # The boot after a cut checks it, then runs the next cut's update (one boot per cut).
 n=0 prev= prev_expect=
 check_after_cut() { # check_after_cut N NAME EXPECTED_VERSION LOG_OF_THE_NEXT_BOOT
@@ -328,33 +347,37 @@ $UPDATE"
   fi
   if [ "$expect" = old ]; then expect=$from; else expect=$to; fi
   prev="$n|$name" prev_expect=$expect
-  # The same cut losing what the guest had not flushed: replays of the write log onto the
-  # disk as this boot began, each booted on its own copy (the scenario goes on from the
-  # disk that kept every write).
+  # The same cut losing what the guest had not flushed (the scenario goes on from the disk
+  # that kept every write).
   if [ -n "$lost" ]; then
     points=$(vm_replay_points)
-    total=$(python3 tests/vm/replay-log.py "$W/writes.log" count)
     [ -n "$points" ] || echo "   cut $n: nothing followed the last flush; no write to lose" >&2
-    vm_step "$VERIFY"
-    for upto in $points; do
-      vm_replay "$upto"
-      rlog=$W/9-cut-$n-lost-$upto.log
-      VM_DISK=$W/disk.replay boot "9-cut-$n-lost-$upto"
-      check "cut $n, writes lost (log replayed to entry $upto of $total): a complete v$from or v$to boots" "$rlog" "BERTH-BOOTED version=($from|$to) "
-      check "cut $n, writes lost ($upto): booted tree matches its deployment" "$rlog" 'RESULT consistent=yes'
-      check "cut $n, writes lost ($upto): ostree fsck clean" "$rlog" 'RESULT fsck=0'
-    done
-    rm -f "$W/disk.base" "$W/disk.replay" "$W/writes.log"
+    # shellcheck disable=SC2086
+    lost_writes "9-cut-$n" "cut $n" "$from" "$to" $points
   fi
 done
 # A last update, to the other version, runs a whole finalization: its time is printed below.
 vm_step "$(hold_step "")
 $VERIFY
 $UPDATE"
-boot 10-update-after-cuts
+VM_LOG_WRITES=lost boot 10-update-after-cuts
 check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$W/10-update-after-cuts.log"
 if [ "$prev_expect" = 4 ]; then final=2; else final=4; fi
 check "an update to v$final after the cuts succeeds" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
+# The shutdown that finalized it, losing everything after one of its flushes: the log from
+# the test agent's mark on holds the finalization and the unmount. A cut at a hold point
+# loses nothing (the guest flushes while it waits); these cuts land anywhere. Every flush
+# of the shutdown with --all, three spread over it otherwise (first, middle, last).
+mark=$(python3 tests/vm/replay-log.py "$W/writes.log" find BERTH-SHUTDOWN-MARK)
+flushes=$(python3 tests/vm/replay-log.py "$W/writes.log" flushes | awk -v m="$mark" '$1 > m')
+echo "mark=$mark flushes=$(echo "$flushes" | grep -c . || true)" > "$W/10-shutdown-writes"
+check "the finalizing shutdown's writes were logged" "$W/10-shutdown-writes" '^mark=[1-9][0-9]* flushes=[1-9]'
+points=$(echo "$flushes" | awk -v all="$ALL" '{f[NR] = $1}
+  END {if (all != "" || NR <= 3) {for (i = 1; i <= NR; i++) print f[i]}
+       else {for (k = 0; k < 3; k++) print f[1 + int(k * (NR - 1) / 2 + 0.5)]}}' | uniq)
+echo "   the finalizing shutdown: $(cat "$W/10-shutdown-writes"); replayed to entries $(echo $points)" >&2
+# shellcheck disable=SC2086
+lost_writes 10-shutdown "the finalizing shutdown" "$prev_expect" "$final" $points
 # How long a finalization took, from the journal of the boot after it: from systemd stopping
 # the unit (which runs the finalizer) to the unit stopped, the same measure for Berth's and
 # for ostree's own finalizer.

@@ -6,7 +6,7 @@
 mod common;
 
 use berth_engine::bootflush::{self, Flush};
-use berth_engine::{deployments, faults, progress, Cancel, UpdateOutcome};
+use berth_engine::{deployments, faults};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, Once};
@@ -268,11 +268,7 @@ async fn berths_finalization_and_rollback_boot_the_old_or_new_version_at_every_p
     let img = env.dir.join("sysroot.img");
     let _fs = LoopFs::new(&img, &env.sysroot(), "256M");
     let engine = env.install(&env.image("1")).await;
-    let out = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
-        .await
-        .unwrap();
-    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    common::stage_switch(&engine, &env.image("2")).await;
     let sysroot = deployments::open(&env.sysroot()).unwrap();
     let staged = deployments::staged(&sysroot).expect("a staged deployment");
 

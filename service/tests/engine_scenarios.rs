@@ -440,11 +440,7 @@ async fn finalization_merges_etc_at_shutdown_into_the_staged_checkout() {
     use berth_engine::deployments;
     let env = Env::new("finalize-etc");
     let engine = env.install(&env.image("1")).await;
-    let out = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
-        .await
-        .unwrap();
-    assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
+    stage_switch(&engine, &env.image("2")).await;
     let staged_dir = env.deployment_dir(&engine, 1);
     assert!(
         staged_dir.join("etc/new-in-v2.conf").exists(),

@@ -186,6 +186,18 @@ pub fn booted_version(engine: &Engine) -> String {
     st.status.booted.unwrap().image.unwrap().version.unwrap()
 }
 
+/// Switches to `image` and checks that it was staged (to boot next).
+pub async fn stage_switch(engine: &Engine, image: &ImageRef) {
+    let out = engine
+        .switch(image, progress::silent(), &Cancel::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, berth_engine::UpdateOutcome::Staged { .. }),
+        "{out:?}"
+    );
+}
+
 pub fn deployment_versions(engine: &Engine) -> Vec<String> {
     engine
         .status()

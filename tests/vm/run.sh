@@ -32,7 +32,7 @@
 # once per phase (download, import, staging; finalization: deployed, entries written but not
 # flushed, flushed), losing the unflushed writes of the import cut and after three flushes of
 # a finalizing shutdown; --all adds cuts 1 s into the update, during the clean-up and after
-# it, and loses the unflushed writes of every cut and after every flush of that shutdown.
+# it, and loses the unflushed writes of every cut and after ten flushes of that shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -366,15 +366,16 @@ if [ "$prev_expect" = 4 ]; then final=2; else final=4; fi
 check "an update to v$final after the cuts succeeds" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
 # The shutdown that finalized it, losing everything after one of its flushes: the log from
 # the test agent's mark on holds the finalization and the unmount. A cut at a hold point
-# loses nothing (the guest flushes while it waits); these cuts land anywhere. Every flush
-# of the shutdown with --all, three spread over it otherwise (first, middle, last).
+# loses nothing (the guest flushes while it waits); these cuts land anywhere. Flushes spread
+# over the shutdown: three (first, middle, last), ten with --all (a shutdown has about 60,
+# and each replay is a boot).
 mark=$(python3 tests/vm/replay-log.py "$W/writes.log" find BERTH-SHUTDOWN-MARK)
 flushes=$(python3 tests/vm/replay-log.py "$W/writes.log" flushes | awk -v m="$mark" '$1 > m')
 echo "mark=$mark flushes=$(echo "$flushes" | grep -c . || true)" > "$W/10-shutdown-writes"
 check "the finalizing shutdown's writes were logged" "$W/10-shutdown-writes" '^mark=[1-9][0-9]* flushes=[1-9]'
-points=$(echo "$flushes" | awk -v all="$ALL" '{f[NR] = $1}
-  END {if (all != "" || NR <= 3) {for (i = 1; i <= NR; i++) print f[i]}
-       else {for (k = 0; k < 3; k++) print f[1 + int(k * (NR - 1) / 2 + 0.5)]}}' | uniq)
+points=$(echo "$flushes" | awk -v n="$([ -n "$ALL" ] && echo 10 || echo 3)" '{f[NR] = $1}
+  END {if (NR <= n) {for (i = 1; i <= NR; i++) print f[i]}
+       else {for (k = 0; k < n; k++) print f[1 + int(k * (NR - 1) / (n - 1) + 0.5)]}}' | uniq)
 echo "   the finalizing shutdown: $(cat "$W/10-shutdown-writes"); replayed to entries $(echo $points)" >&2
 # shellcheck disable=SC2086
 lost_writes 10-shutdown "the finalizing shutdown" "$prev_expect" "$final" $points

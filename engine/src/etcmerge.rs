@@ -260,18 +260,22 @@ mod tests {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
+    /// An image's default /etc: `text` in its files (chmodded.conf is the same in both).
+    fn image_etc(etc: &Path, text: &str, kept: &str) {
+        for name in ["edited.conf", "removed.conf", "untouched.conf"] {
+            write(&etc.join(name), text);
+        }
+        write(&etc.join("chmodded.conf"), "v1 default\n");
+        write(&etc.join("dir/kept.conf"), kept);
+        symlink("edited.conf", etc.join("link")).unwrap();
+    }
+
     /// A booted deployment (image default v1 in usr/etc, the admin's /etc in etc) and a new
     /// one whose etc is the v2 default.
     fn deployments(dir: &Path) -> (PathBuf, PathBuf) {
         let (old, new) = (dir.join("old"), dir.join("new"));
-        for etc in [old.join("usr/etc"), old.join("etc")] {
-            write(&etc.join("edited.conf"), "v1 default\n");
-            write(&etc.join("removed.conf"), "v1 default\n");
-            write(&etc.join("untouched.conf"), "v1 default\n");
-            write(&etc.join("chmodded.conf"), "v1 default\n");
-            write(&etc.join("dir/kept.conf"), "v1\n");
-            symlink("edited.conf", etc.join("link")).unwrap();
-        }
+        image_etc(&old.join("usr/etc"), "v1 default\n", "v1\n");
+        image_etc(&old.join("etc"), "v1 default\n", "v1\n");
         let etc = old.join("etc");
         write(&etc.join("edited.conf"), "local edit\n");
         fs::remove_file(etc.join("removed.conf")).unwrap();
@@ -282,14 +286,8 @@ mod tests {
         fs::remove_file(etc.join("link")).unwrap();
         symlink("untouched.conf", etc.join("link")).unwrap();
 
-        let etc = new.join("etc");
-        write(&etc.join("edited.conf"), "v2 default\n");
-        write(&etc.join("removed.conf"), "v2 default\n");
-        write(&etc.join("untouched.conf"), "v2 default\n");
-        write(&etc.join("chmodded.conf"), "v1 default\n");
-        write(&etc.join("dir/kept.conf"), "v2\n");
-        write(&etc.join("only-in-v2.conf"), "v2\n");
-        symlink("edited.conf", etc.join("link")).unwrap();
+        image_etc(&new.join("etc"), "v2 default\n", "v2\n");
+        write(&new.join("etc/only-in-v2.conf"), "v2\n");
         (old, new)
     }
 

@@ -64,7 +64,10 @@ BERTH=$PWD/target/debug/berth
 step "Building the demo OS (versions 1 and 2); the registry serves version 1 as $REG/demo/os:stable"
 target/debug/berth-mkimage --demo "$W/layout"
 skopeo copy -q --dest-tls-verify=false "oci:$W/layout:1" "docker://$REG/demo/os:stable"
-echo "insecure-registries = [\"$REG\"]" > "$W/berth.toml"
+# The demo images are unsigned: its signature policy accepts them (a real system names its
+# keys in /etc/containers/policy.json; README's "Trusted updates" shows how).
+echo '{"default": [{"type": "insecureAcceptAnything"}]}' > "$W/policy.json"
+printf 'insecure-registries = ["%s"]\nsignature-policy = "%s"\n' "$REG" "$W/policy.json" > "$W/berth.toml"
 target/debug/berthd --config "$W/berth.toml" --sysroot "$W/sysroot" \
   install "$REG/demo/os:stable" --stateroot demo --karg root=/dev/vda --karg rw >/dev/null
 echo "installed version 1 into $W/sysroot"

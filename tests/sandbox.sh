@@ -48,4 +48,16 @@ berth_sandbox_setup() {
   for f in passwd group shadow; do
     mount --bind "$dir/etc/$f" "/etc/$f"
   done
+  # A known signature policy at the default path (containers-policy.json(5)): accept
+  # anything, as Debian's containers-common ships it, and no registries.d. The trust tests
+  # write their own policies and name them in berth.toml. The rest of /etc/containers
+  # (podman's registries.conf, storage.conf) is copied as it is.
+  mkdir -p "$dir/containers"
+  if [ -d /etc/containers ]; then
+    cp -a /etc/containers/. "$dir/containers/"
+    mount --bind "$dir/containers" /etc/containers
+  fi
+  printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' >"$dir/containers/policy.json"
+  rm -rf "$dir/containers/registries.d"
+  mkdir -p "$dir/containers/registries.d"
 }

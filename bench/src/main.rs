@@ -199,7 +199,11 @@ impl Bench {
         std::fs::create_dir_all(&sysroot)?;
         std::fs::write(
             &config,
-            format!("insecure-registries = [\"{}\"]\n", self.registry.addr),
+            format!(
+                "insecure-registries = [\"{}\"]\n{}",
+                self.registry.addr,
+                berth_testkit::accept_anything_policy(dir)?
+            ),
         )?;
         let berthd = |args: &[&str]| {
             let mut c = Command::new(&self.berthd);

@@ -56,12 +56,20 @@ enum Command {
         /// Run as the automatic update does, as far as the configured policy allows.
         #[arg(long, hide = true)]
         automatic: bool,
+        /// Accept an update the signature policy lets in unsigned although the booted image
+        /// was signed (an administrator approves it every time).
+        #[arg(long, conflicts_with = "automatic")]
+        allow_unverified: bool,
     },
     /// Switch to another image (and follow it from then on).
     Switch {
         image: String,
         #[arg(long)]
         reboot: bool,
+        /// Switch even if the signature policy lets the image in unsigned although the booted
+        /// image was signed (an administrator approves it every time).
+        #[arg(long)]
+        allow_unverified: bool,
     },
     /// Go back to the previous deployment at the next boot.
     Rollback {
@@ -160,11 +168,13 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
             from_downloaded,
             reboot,
             automatic,
+            allow_unverified,
         } => {
             let mut o = options([
                 ("download-only", flag(download_only)),
                 ("from-downloaded", flag(from_downloaded)),
                 ("reboot", flag(reboot)),
+                ("allow-unverified", flag(allow_unverified)),
             ]);
             if automatic {
                 o.insert(
@@ -175,8 +185,18 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
             let out = run_transaction(&c, "Update", &(o,), quiet).await?;
             report(&out.result, json);
         }
-        Command::Switch { image, reboot } => {
-            let body = (image, options([("reboot", flag(reboot))]));
+        Command::Switch {
+            image,
+            reboot,
+            allow_unverified,
+        } => {
+            let body = (
+                image,
+                options([
+                    ("reboot", flag(reboot)),
+                    ("allow-unverified", flag(allow_unverified)),
+                ]),
+            );
             let out = run_transaction(&c, "Switch", &body, quiet).await?;
             report(&out.result, json);
         }

@@ -58,6 +58,9 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
                 stateroot = d["stateroot"].as_str().unwrap_or("")
             )
         );
+        if let Some(line) = signature_line(&image["verification"]) {
+            println!("             {line}");
+        }
     }
     print_assessment(&berth["bootAssessment"]);
     let state = c.manager.state().await?;
@@ -93,6 +96,37 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
         println!("{}", fl!("cli-running", path = active.as_str()));
     }
     Ok(())
+}
+
+/// How the signature policy let a deployment's image in, when Berth recorded it.
+fn signature_line(v: &Value) -> Option<String> {
+    let list = |key: &str| {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let scope = v["scope"].as_str()?.to_string();
+    let (keys, requirements) = (list("keys"), list("requirements"));
+    Some(if keys.is_empty() {
+        fl!(
+            "cli-status-unverified",
+            requirements = requirements,
+            scope = scope
+        )
+    } else {
+        fl!(
+            "cli-status-signed",
+            keys = keys,
+            requirements = requirements,
+            scope = scope
+        )
+    })
 }
 
 /// Whether this boot is a trial, and the last update that failed one.

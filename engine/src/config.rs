@@ -13,6 +13,9 @@
 //! max-layer-bytes = 34359738368              # uncompressed bytes of one layer (32 GiB)
 //! max-tar-header-bytes = 1048576             # one GNU long name or PAX header
 //!
+//! signature-policy = "/etc/containers/policy.json"   # containers-policy.json(5), the default
+//! registries-d = "/etc/containers/registries.d"       # where GPG signatures live, the default
+//!
 //! [health]                                   # boot assessment of a new deployment
 //! tries = 3                                  # boots it gets to pass; 0: no boot counting
 //! check-timeout = 300                        # seconds one health.d check may run
@@ -41,7 +44,16 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub health: Health,
+    /// containers-policy.json(5); default [`DEFAULT_SIGNATURE_POLICY`].
+    #[serde(default)]
+    pub signature_policy: Option<PathBuf>,
+    /// containers-registries.d(5); default [`DEFAULT_REGISTRIES_D`].
+    #[serde(default)]
+    pub registries_d: Option<PathBuf>,
 }
+
+pub const DEFAULT_SIGNATURE_POLICY: &str = "/etc/containers/policy.json";
+pub const DEFAULT_REGISTRIES_D: &str = "/etc/containers/registries.d";
 
 /// Boot assessment: how many boots an update gets to prove itself, and how long one of
 /// its health checks may take before it counts as failed.
@@ -101,6 +113,8 @@ impl Default for Config {
             retries: default_retries(),
             limits: Limits::default(),
             health: Health::default(),
+            signature_policy: None,
+            registries_d: None,
         }
     }
 }
@@ -142,6 +156,18 @@ impl Config {
             return Err("health.check-timeout must be at least 1 (seconds)".into());
         }
         Ok(cfg)
+    }
+
+    pub fn signature_policy_path(&self) -> PathBuf {
+        self.signature_policy
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SIGNATURE_POLICY.into())
+    }
+
+    pub fn registries_d_path(&self) -> PathBuf {
+        self.registries_d
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGISTRIES_D.into())
     }
 
     pub fn is_insecure(&self, registry: &str) -> bool {

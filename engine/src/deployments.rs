@@ -10,6 +10,7 @@ use crate::bootflush;
 use crate::error::{Context as _, Error, Result};
 use crate::faults;
 use crate::imgref::ImageRef;
+use crate::trust::Verification;
 use ostree::gio;
 use ostree::glib;
 use ostree::prelude::*;
@@ -127,17 +128,34 @@ fn record_booted(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Result<()
     crate::fsutil::write_atomic(&path, id(d).as_bytes())
 }
 
-/// Origin of a deployment made from an image: bootc's key plus Berth's own.
-pub fn image_origin(image: &ImageRef, manifest_digest: &str) -> glib::KeyFile {
+/// Origin of a deployment made from an image: bootc's key plus Berth's own, with how the
+/// signature policy let the image in.
+pub fn image_origin(
+    image: &ImageRef,
+    manifest_digest: &str,
+    verification: Option<&Verification>,
+) -> glib::KeyFile {
     let kf = glib::KeyFile::new();
-    let bootc_ref = match image {
-        ImageRef::Registry(_) => format!("ostree-unverified-registry:{image}"),
-        ImageRef::Layout { .. } => format!("ostree-unverified-image:{image}"),
+    let signed = verification.is_some_and(Verification::is_signed);
+    let bootc_ref = match (image, signed) {
+        (ImageRef::Registry(_), false) => format!("ostree-unverified-registry:{image}"),
+        (ImageRef::Registry(_), true) => format!("ostree-image-signed:docker://{image}"),
+        (ImageRef::Layout { .. }, false) => format!("ostree-unverified-image:{image}"),
+        (ImageRef::Layout { .. }, true) => format!("ostree-image-signed:{image}"),
     };
     kf.set_string("origin", "container-image-reference", &bootc_ref);
     kf.set_string(BERTH_GROUP, "image", &image.to_string());
     kf.set_string(BERTH_GROUP, "manifest-digest", manifest_digest);
+    if let Some(v) = verification {
+        let json = serde_json::to_string(v).expect("serializable");
+        kf.set_string(BERTH_GROUP, "verification", &json);
+    }
     kf
+}
+
+/// How the deployment's image was let in, when Berth recorded it.
+pub fn deployment_verification(d: &ostree::Deployment) -> Option<Verification> {
+    origin_get(d, BERTH_GROUP, "verification").and_then(|s| serde_json::from_str(&s).ok())
 }
 
 /// The image reference a deployment follows.

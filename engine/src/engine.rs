@@ -10,8 +10,9 @@ use crate::import;
 use crate::layout::LayoutTrust;
 use crate::oci;
 use crate::progress::{Cancel, Phase, Progress, ProgressFn};
-use crate::source::Source;
+use crate::source::{FetchedImage, Source};
 use crate::status::{self, CachedUpdate};
+use crate::trust::{self, Verification};
 use crate::{fsutil, kargs, space};
 use ostree::gio;
 use ostree::prelude::*;
@@ -53,6 +54,9 @@ pub struct CheckResult {
     /// installs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_bad: Option<assessment::FailedUpdate>,
+    /// How the signature policy let the image in (None: nothing new was looked at).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
@@ -63,6 +67,9 @@ pub struct Pulled {
     pub version: Option<String>,
     pub downloaded_bytes: u64,
     pub imported_layers: usize,
+    /// How the signature policy let the image in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,6 +89,9 @@ pub struct Approval {
     pub downgrade: bool,
     /// Read an OCI layout that a user other than root could have changed.
     pub any_layout_owner: bool,
+    /// Deploy an image the signature policy accepts without a signature while the booted
+    /// one was verified by a key (its own polkit action, asked for explicitly every time).
+    pub unverified: bool,
 }
 
 /// What a deployment of an image is for.
@@ -108,6 +118,7 @@ impl Approval {
     pub const ADMIN: Approval = Approval {
         downgrade: true,
         any_layout_owner: true,
+        unverified: false,
     };
 
     fn layout_trust(self) -> LayoutTrust {
@@ -222,9 +233,11 @@ impl Engine {
                 layers: 0,
                 layers_to_download: 0,
                 known_bad: None,
+                verification: None,
             });
         }
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
+        let verification = self.verify_trust(&source, &image, &fetched).await?;
         self.check_limits(&fetched)?;
         let repo = import::open_repo(&self.repo_path())?;
         let cache = BlobCache::open(&self.cache_dir)?;
@@ -255,6 +268,7 @@ impl Engine {
             layers: fetched.manifest.layers.len(),
             layers_to_download,
             known_bad,
+            verification: Some(verification),
         })
     }
 
@@ -304,12 +318,18 @@ impl Engine {
             if !opts.approved.downgrade {
                 self.refuse_downgrade(cached.version.as_deref(), cached.timestamp.as_deref())?;
             }
+            if !opts.approved.unverified {
+                if let Some(v) = &cached.verification {
+                    self.refuse_trust_downgrade(&image, v)?;
+                }
+            }
             let pulled = Pulled {
                 commit: cached.commit.clone(),
                 manifest_digest: cached.manifest_digest.clone(),
                 version: cached.version.clone(),
                 downloaded_bytes: 0,
                 imported_layers: 0,
+                verification: cached.verification.clone(),
             };
             self.stage_pulled(&image, &pulled, progress).await?;
             return Ok(UpdateOutcome::Staged { pulled });
@@ -322,13 +342,17 @@ impl Engine {
     pub async fn switch(
         &self,
         image: &ImageRef,
+        allow_unverified: bool,
         progress: ProgressFn,
         cancel: &Cancel,
     ) -> Result<UpdateOutcome> {
         self.tracked_image()?;
         let intent = Intent {
             download_only: false,
-            approved: Approval::ADMIN,
+            approved: Approval {
+                unverified: allow_unverified,
+                ..Approval::ADMIN
+            },
             skip_known_bad: false,
         };
         self.deploy_image(image, intent, progress, cancel).await
@@ -354,6 +378,36 @@ impl Engine {
                 (_, None) => false,
             },
         )
+    }
+
+    /// Checks `image` against the signature policy before anything of it is stored.
+    pub(crate) async fn verify_trust(
+        &self,
+        source: &Source,
+        image: &ImageRef,
+        fetched: &FetchedImage,
+    ) -> Result<Verification> {
+        trust::verify_image(&self.config, source, image, &fetched.source_digest).await
+    }
+
+    /// An image let in without a signature does not replace one verified by a key unless an
+    /// administrator asked for exactly that.
+    fn refuse_trust_downgrade(&self, image: &ImageRef, new: &Verification) -> Result<()> {
+        if new.is_signed() {
+            return Ok(());
+        }
+        let sysroot = self.open_sysroot()?;
+        let booted = deps::booted(&sysroot).and_then(|d| deps::deployment_verification(&d));
+        match booted {
+            Some(b) if b.is_signed() => Err(Error::NotTrusted(format!(
+                "{image} is {}, but the booted image was {}: deploying it needs \
+                 allow-unverified (berth switch --allow-unverified) and the \
+                 org.berth.berth1.downgrade-trust authorization",
+                new.summary(),
+                b.summary()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn refuse_downgrade(&self, version: Option<&str>, created: Option<&str>) -> Result<()> {
@@ -400,6 +454,10 @@ impl Engine {
                 manifest_digest: fetched.manifest_digest,
             });
         }
+        let verification = self.verify_trust(&source, image, &fetched).await?;
+        if !approved.unverified {
+            self.refuse_trust_downgrade(image, &verification)?;
+        }
         if skip_known_bad {
             if let Some(failed) = assessment::known_bad(&self.sysroot, &fetched.manifest_digest)? {
                 return Ok(UpdateOutcome::KnownBad { failed });
@@ -416,7 +474,7 @@ impl Engine {
         } else {
             self.deploy_estimate()?
         };
-        let pulled = self
+        let mut pulled = self
             .pull_fetched(
                 &source,
                 image,
@@ -426,6 +484,7 @@ impl Engine {
                 cancel,
             )
             .await?;
+        pulled.verification = Some(verification);
         if download_only {
             let cached = CachedUpdate {
                 image: image.to_string(),
@@ -434,6 +493,7 @@ impl Engine {
                 version: pulled.version.clone(),
                 timestamp: fetched.config.created.clone(),
                 base: self.booted_commit()?,
+                verification: pulled.verification.clone(),
             };
             let json = serde_json::to_vec_pretty(&cached).expect("serializable");
             crate::fsutil::write_atomic(&self.sysroot.join(CACHED_UPDATE), &json)?;
@@ -477,7 +537,8 @@ impl Engine {
             &kargs::image_kargs(&repo, &pulled.commit)?,
         );
         self.ensure_deploy_space(&repo, &pulled.commit)?;
-        let origin = deps::image_origin(image, &pulled.manifest_digest);
+        let origin =
+            deps::image_origin(image, &pulled.manifest_digest, pulled.verification.as_ref());
         let osname = booted.osname();
         deps::stage(
             &sysroot,
@@ -789,7 +850,11 @@ pub async fn install(
             }
         }
         engine.ensure_deploy_space(&repo, &pulled.commit)?;
-        let origin = deps::image_origin(&image, &pulled.manifest_digest);
+        let origin = deps::image_origin(
+            &image,
+            &pulled.manifest_digest,
+            pulled.verification.as_ref(),
+        );
         let d = deps::deploy_default(
             &sysroot,
             &NewDeployment {

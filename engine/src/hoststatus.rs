@@ -6,15 +6,18 @@ use crate::imgref::ImageRef;
 use crate::import;
 use crate::kargs;
 use crate::status::*;
+use crate::trust::Verification;
 
 fn image_status(repo: &ostree::Repo, d: &ostree::Deployment) -> Option<ImageStatus> {
     let image = deps::deployment_image(d)?;
     let md = import::commit_metadata(repo, &d.csum()).ok()?;
+    let verification = deps::deployment_verification(d);
     Some(ImageStatus {
-        image: image_reference(&image),
+        image: image_reference(&image, verification.as_ref()),
         version: import::meta_str(&md, "version"),
         timestamp: import::meta_str(&md, "berth.created"),
         image_digest: import::meta_str(&md, "berth.manifest-digest").unwrap_or_default(),
+        verification,
     })
 }
 
@@ -45,20 +48,28 @@ fn os_name(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Option<String> 
         .map(|n| crate::text::outside(&n))
 }
 
-fn image_reference(image: &ImageRef) -> ImageReference {
+fn image_reference(image: &ImageRef, verification: Option<&Verification>) -> ImageReference {
     ImageReference {
         image: image.image_name(),
         transport: image.transport().to_string(),
+        signature: verification.map(|v| {
+            if v.is_signed() {
+                ImageSignature::ContainerPolicy
+            } else {
+                ImageSignature::Insecure
+            }
+        }),
     }
 }
 
 fn cached_status(c: &CachedUpdate) -> Option<ImageStatus> {
     let image = ImageRef::parse(&c.image).ok()?;
     Some(ImageStatus {
-        image: image_reference(&image),
+        image: image_reference(&image, c.verification.as_ref()),
         version: c.version.clone(),
         timestamp: c.timestamp.clone(),
         image_digest: c.manifest_digest.clone(),
+        verification: c.verification.clone(),
     })
 }
 
@@ -146,7 +157,7 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
         .as_ref()
         .or(booted.as_ref())
         .and_then(deps::deployment_image)
-        .map(|i| image_reference(&i));
+        .map(|i| image_reference(&i, None));
     Ok(Host {
         api_version: "org.containers.bootc/v1",
         kind: "BootcHost",

@@ -31,6 +31,7 @@ pub mod space;
 pub mod status;
 pub mod targuard;
 pub mod text;
+pub mod trust;
 
 pub use config::{Config, Limits};
 pub use engine::{

@@ -43,8 +43,12 @@ impl Engine {
             format!("fetching manifest of {image}"),
         );
         let fetched = retrying(self.config.retries, || source.fetch_image()).await?;
-        self.pull_fetched(&source, image, &fetched, deploy_need, progress, cancel)
-            .await
+        let verification = self.verify_trust(&source, image, &fetched).await?;
+        let mut pulled = self
+            .pull_fetched(&source, image, &fetched, deploy_need, progress, cancel)
+            .await?;
+        pulled.verification = Some(verification);
+        Ok(pulled)
     }
 
     /// Downloads and imports `fetched`, after checking there is room for it and for a
@@ -71,6 +75,7 @@ impl Engine {
                     version,
                     downloaded_bytes: 0,
                     imported_layers: 0,
+                    verification: None,
                 });
             }
             tracing::warn!(
@@ -170,6 +175,7 @@ impl Engine {
             version,
             downloaded_bytes: tracker.bytes_done(),
             imported_layers: n_import,
+            verification: None,
         })
     }
 

@@ -110,6 +110,42 @@ impl Source {
         })
     }
 
+    /// A manifest of the same repository by tag (cosign's `sha256-<hex>.sig`), None when the
+    /// tag does not exist. Layouts carry no attachments.
+    pub async fn tagged_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Source::Registry(r) => {
+                let tagged = RegistrySource {
+                    reference: RegistryRef {
+                        tag: Some(tag.to_string()),
+                        digest: None,
+                        ..r.reference.clone()
+                    },
+                    client: r.client.clone(),
+                    http: r.http.clone(),
+                    scheme: r.scheme,
+                    auth: r.auth.clone(),
+                };
+                match tagged.manifest(None).await {
+                    Ok((_, bytes)) => Ok(Some(bytes)),
+                    Err(Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            Source::Layout(_) => Ok(None),
+        }
+    }
+
+    /// A small blob (at most [`MAX_SMALL_BLOB`] bytes), verified against its digest.
+    pub async fn small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let bytes = match self {
+            Source::Registry(r) => r.small_blob(desc).await?,
+            Source::Layout(l) => l.read_small_blob(desc).await?,
+        };
+        verify("blob", &desc.digest, &bytes)?;
+        Ok(bytes)
+    }
+
     pub async fn open_blob(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
         match self {
             Source::Registry(r) => r.open_blob(desc, offset).await,

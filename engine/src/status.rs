@@ -30,6 +30,17 @@ pub struct HostSpec {
 pub struct ImageReference {
     pub image: String,
     pub transport: String,
+    /// bootc's `ImageSignature`: `containerPolicy` (verified by a key under the policy) or
+    /// `insecure` (let in without a signature); None when Berth did not record it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ImageSignature>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageSignature {
+    ContainerPolicy,
+    Insecure,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -62,6 +73,9 @@ pub struct ImageStatus {
     pub version: Option<String>,
     pub timestamp: Option<String>,
     pub image_digest: String,
+    /// What the signature policy checked: scope, requirements, keys, identities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::trust::Verification>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -124,4 +138,7 @@ pub struct CachedUpdate {
     /// The booted deployment's commit when it was downloaded.
     #[serde(default)]
     pub base: Option<String>,
+    /// How the signature policy let it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::trust::Verification>,
 }

@@ -27,6 +27,8 @@ pub enum Action {
     MarkBoot,
     /// Cancelling work someone else started (root's, the timer's, another user's).
     CancelOthers,
+    /// Deploying an image the signature policy lets in unsigned over a signed booted one.
+    DowngradeTrust,
 }
 
 impl Action {
@@ -43,6 +45,7 @@ impl Action {
             Action::FactoryReset => "org.berth.berth1.factory-reset",
             Action::MarkBoot => "org.berth.berth1.mark-boot",
             Action::CancelOthers => "org.berth.berth1.cancel-others",
+            Action::DowngradeTrust => "org.berth.berth1.downgrade-trust",
         }
     }
 }

@@ -99,9 +99,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?,
         )?,
-        Command::Switch { image } => print_json(
+        Command::Switch {
+            image,
+            allow_unverified,
+        } => print_json(
             &engine
-                .switch(&ImageRef::parse(&image)?, progress, &cancel)
+                .switch(
+                    &ImageRef::parse(&image)?,
+                    allow_unverified,
+                    progress,
+                    &cancel,
+                )
                 .await?,
         )?,
         Command::Rollback => engine.rollback()?,
@@ -164,6 +172,9 @@ fn print_status(host: &berth_engine::status::Host) {
             d.checksum,
             d.deploy_serial
         );
+        if let Some(v) = d.image.as_ref().and_then(|i| i.verification.as_ref()) {
+            println!("           signature: {} (scope {})", v.summary(), v.scope);
+        }
     }
     if let Some(c) = &host.status.berth.cached_update {
         println!(

@@ -83,6 +83,10 @@ pub enum Command {
     /// Switch to another image.
     Switch {
         image: String,
+        /// Deploy it even if the signature policy lets it in unsigned while the booted
+        /// image was verified by a key.
+        #[arg(long)]
+        allow_unverified: bool,
     },
     /// Make the previous deployment the default; discard a staged one.
     Rollback,

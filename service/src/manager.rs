@@ -88,13 +88,20 @@ impl ManagerObject {
         let _call = self.d.call();
         let f = Flags::parse(
             &options,
-            &["download-only", "from-downloaded", "reboot", "automatic"],
+            &[
+                "download-only",
+                "from-downloaded",
+                "reboot",
+                "automatic",
+                "allow-unverified",
+            ],
         )?;
         let mut opts = UpdateOptions {
             download_only: f.bool("download-only")?,
             from_downloaded: f.bool("from-downloaded")?,
             approved: Approval::default(),
         };
+        let allow_unverified = f.bool("allow-unverified")?;
         let reboot = f.bool("reboot")?;
         if opts.download_only && (opts.from_downloaded || reboot) {
             return Err(BusError::invalid_args(
@@ -103,7 +110,7 @@ impl ManagerObject {
         }
         let automatic = f.bool("automatic")?;
         if automatic {
-            if opts.download_only || opts.from_downloaded || reboot {
+            if opts.download_only || opts.from_downloaded || reboot || allow_unverified {
                 return Err(BusError::invalid_args(
                     "automatic takes no other options: the configured policy decides",
                 ));
@@ -135,9 +142,15 @@ impl ManagerObject {
                 opts.approved = Approval {
                     downgrade: plan.cached_downgrade,
                     any_layout_owner: plan.untrusted_layout.is_some(),
+                    unverified: false,
                 };
                 details = details.with("beyond-routine", plan.why_admin());
             }
+        }
+        if allow_unverified {
+            // Asked for by name; polkit asks for an administrator every time.
+            actions.push(Action::DowngradeTrust);
+            opts.approved.unverified = true;
         }
         let key = format!("update {opts:?} reboot={reboot}");
         let (engine, d, requester) = (self.d.engine.clone(), self.d.clone(), caller.uid);
@@ -169,14 +182,21 @@ impl ManagerObject {
     ) -> Result<OwnedObjectPath, BusError> {
         let _call = self.d.call();
         let image = ImageRef::parse(&image)?;
-        let reboot = Flags::parse(&options, &["reboot"])?.bool("reboot")?;
-        let key = format!("switch {image} reboot={reboot}");
+        let f = Flags::parse(&options, &["reboot", "allow-unverified"])?;
+        let (reboot, allow_unverified) = (f.bool("reboot")?, f.bool("allow-unverified")?);
+        let key = format!("switch {image} reboot={reboot} allow-unverified={allow_unverified}");
         let details = Details::new("switch").with("image", image.to_string());
+        let mut actions = with_reboot(Action::Switch, reboot);
+        if allow_unverified {
+            actions.push(Action::DowngradeTrust);
+        }
         let requester = self.d.authority.caller(&hdr).await?.uid;
         let (engine, d) = (self.d.engine.clone(), self.d.clone());
         let work: Work = Box::new(move |progress, cancel| {
             async move {
-                let outcome = engine.switch(&image, progress.clone(), &cancel).await?;
+                let outcome = engine
+                    .switch(&image, allow_unverified, progress.clone(), &cancel)
+                    .await?;
                 if reboot && matches!(outcome, UpdateOutcome::Staged { .. }) {
                     reboot_now(&d, requester, &progress, &cancel).await?;
                 }
@@ -186,14 +206,7 @@ impl ManagerObject {
         });
         let p = self
             .d
-            .begin(
-                &hdr,
-                Kind::Switch,
-                key,
-                &with_reboot(Action::Switch, reboot),
-                &details,
-                work,
-            )
+            .begin(&hdr, Kind::Switch, key, &actions, &details, work)
             .await?;
         Ok(p.into())
     }

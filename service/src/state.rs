@@ -58,8 +58,36 @@ pub fn deployment_dict(d: Option<&DeploymentInfo>) -> Dict {
         if let Some(t) = &i.timestamp {
             m.insert("timestamp".into(), owned(Value::from(t.as_str())));
         }
+        if let Some(v) = &i.verification {
+            insert_verification(&mut m, v);
+        }
     }
     m
+}
+
+/// How the image was let in: `signature` is `signed` or `unverified`, with the keys and
+/// identities that signed it, the requirements met and the policy scope.
+fn insert_verification(m: &mut Dict, v: &berth_engine::trust::Verification) {
+    let kind = if v.is_signed() {
+        "signed"
+    } else {
+        "unverified"
+    };
+    m.insert("signature".into(), owned(Value::from(kind)));
+    m.insert("signature-summary".into(), owned(Value::from(v.summary())));
+    m.insert(
+        "signature-scope".into(),
+        owned(Value::from(v.scope.as_str())),
+    );
+    m.insert(
+        "signature-requirements".into(),
+        owned(Value::from(v.requirements.clone())),
+    );
+    m.insert("signed-by".into(), owned(Value::from(v.keys.clone())));
+    m.insert(
+        "signed-identities".into(),
+        owned(Value::from(v.identities.clone())),
+    );
 }
 
 pub fn booted(f: &Facts) -> Option<&DeploymentInfo> {
@@ -212,6 +240,7 @@ mod tests {
             download_bytes: 42,
             layers: 1,
             layers_to_download: 1,
+            verification: None,
         }
     }
 

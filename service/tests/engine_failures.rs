@@ -109,7 +109,7 @@ async fn hostile_and_broken_layers_are_rejected_precisely() {
         image::write_layout(&layout, &[("bad", &img)]).unwrap();
         let r = ImageRef::parse(&format!("oci:{}:bad", layout.display())).unwrap();
         let err = engine
-            .switch(&r, progress::silent(), &Cancel::new())
+            .switch(&r, false, progress::silent(), &Cancel::new())
             .await
             .expect_err(name);
         assert_eq!(err.name(), error, "{name}: {err}");
@@ -129,7 +129,7 @@ async fn hostile_and_broken_layers_are_rejected_precisely() {
     std::fs::write(&blob, bytes).unwrap();
     let r = ImageRef::parse(&format!("oci:{}:c", layout.display())).unwrap();
     let err = engine
-        .switch(&r, progress::silent(), &Cancel::new())
+        .switch(&r, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "DigestMismatch", "{err}");
@@ -172,7 +172,7 @@ async fn hostile_and_broken_layers_are_rejected_precisely() {
     std::fs::write(layout.join("index.json"), fixed).unwrap();
     let r = ImageRef::parse(&format!("oci:{}:m", layout.display())).unwrap();
     let err = engine
-        .switch(&r, progress::silent(), &Cancel::new())
+        .switch(&r, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "BadManifest", "{err}");
@@ -246,7 +246,7 @@ async fn import_raw_layer(
     .unwrap();
     let r = ImageRef::parse(&format!("oci:{}:r", layout.display())).unwrap();
     engine
-        .switch(&r, progress::silent(), &Cancel::new())
+        .switch(&r, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err()
 }
@@ -274,7 +274,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
     let missing = ImageRef::parse(&format!("{}/berth/nope:1", env.registry.addr)).unwrap();
     assert_eq!(
         engine
-            .switch(&missing, progress::silent(), &Cancel::new())
+            .switch(&missing, false, progress::silent(), &Cancel::new())
             .await
             .unwrap_err()
             .name(),
@@ -284,7 +284,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
         let proxy = Proxy::start(&env.registry.addr, Fault::Status(code)).unwrap();
         let (e, img) = engine_via(&env, &proxy);
         assert_eq!(
-            e.switch(&img, progress::silent(), &Cancel::new())
+            e.switch(&img, false, progress::silent(), &Cancel::new())
                 .await
                 .unwrap_err()
                 .name(),
@@ -295,7 +295,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
     let proxy = Proxy::start(&env.registry.addr, Fault::ServerError(1000)).unwrap();
     let (e, img) = engine_via(&env, &proxy);
     assert_eq!(
-        e.switch(&img, progress::silent(), &Cancel::new())
+        e.switch(&img, false, progress::silent(), &Cancel::new())
             .await
             .unwrap_err()
             .name(),
@@ -305,7 +305,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
     let proxy = Proxy::start(&env.registry.addr, Fault::Corrupt).unwrap();
     let (e, img) = engine_via(&env, &proxy);
     assert_eq!(
-        e.switch(&img, progress::silent(), &Cancel::new())
+        e.switch(&img, false, progress::silent(), &Cancel::new())
             .await
             .unwrap_err()
             .name(),
@@ -323,7 +323,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
     let proxy = Proxy::start(&env.registry.addr, Fault::ServerError(2)).unwrap();
     let (e, img) = engine_via(&env, &proxy);
     let out = e
-        .switch(&img, progress::silent(), &Cancel::new())
+        .switch(&img, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Staged { .. }));
@@ -341,7 +341,7 @@ async fn registry_failures_retry_resume_or_fail_clearly() {
     .unwrap();
     let (e, img) = engine_via(&env, &proxy);
     let out = e
-        .switch(&img, progress::silent(), &Cancel::new())
+        .switch(&img, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     let UpdateOutcome::Staged { pulled } = out else {
@@ -375,7 +375,7 @@ async fn full_disk_is_reported_before_anything_breaks() {
     )
     .unwrap();
     let err = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "NoSpace", "{err}");
@@ -390,7 +390,7 @@ async fn full_disk_is_reported_before_anything_breaks() {
     std::fs::remove_file(small.join("filler")).unwrap();
     assert!(matches!(
         engine
-            .switch(&env.image("2"), progress::silent(), &Cancel::new())
+            .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
             .await
             .unwrap(),
         UpdateOutcome::Staged { .. }
@@ -587,7 +587,7 @@ async fn cancel_mid_download_stops_cleanly() {
     });
     let result = tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        engine.switch(&env.image("big"), progress, &cancel),
+        engine.switch(&env.image("big"), false, progress, &cancel),
     )
     .await
     .expect("a cancelled pull returns promptly");
@@ -599,7 +599,7 @@ async fn cancel_mid_download_stops_cleanly() {
     env.fsck();
     // Nothing half-done stands in the way of the next attempt.
     let out = engine
-        .switch(&env.image("big"), progress::silent(), &Cancel::new())
+        .switch(&env.image("big"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -619,7 +619,7 @@ async fn a_damaged_partial_download_is_fetched_again() {
     damaged[n - 4096..].fill(0);
     std::fs::write(&partial, &damaged).unwrap();
     let out = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -649,7 +649,7 @@ async fn a_complete_partial_download_is_used_without_asking_the_registry() {
     let (blob, partial) = app_layer_of_v2(&env);
     std::fs::write(&partial, &blob).unwrap();
     let out = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
         .await
         .expect("the update uses the complete partial download");
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -667,7 +667,7 @@ async fn a_damaged_partial_download_of_full_size_is_fetched_again() {
     blob[n - 4096..].fill(0);
     std::fs::write(&partial, &blob).unwrap();
     let out = engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -705,7 +705,12 @@ async fn an_object_left_empty_by_a_power_cut_is_written_again() {
     let source = Env::new("empty-object-source");
     let (engine, _) = installed(&source).await;
     engine
-        .switch(&source.image("2"), progress::silent(), &Cancel::new())
+        .switch(
+            &source.image("2"),
+            false,
+            progress::silent(),
+            &Cancel::new(),
+        )
         .await
         .unwrap();
     let expected = std::fs::read(staged_dir(&source, &engine).join(FILE)).unwrap();
@@ -744,7 +749,7 @@ async fn an_object_left_empty_by_a_power_cut_is_written_again() {
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::write(&object, b"").unwrap();
     engine
-        .switch(&env.image("2"), progress::silent(), &Cancel::new())
+        .switch(&env.image("2"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert_eq!(

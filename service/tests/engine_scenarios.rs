@@ -169,7 +169,7 @@ async fn switch_pin_cleanup_and_rollback_discards_staged() {
     engine.set_pinned(0, true).unwrap();
     for tag in ["2", "3"] {
         let out = engine
-            .switch(&env.image(tag), progress::silent(), &Cancel::new())
+            .switch(&env.image(tag), false, progress::silent(), &Cancel::new())
             .await
             .unwrap();
         assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -199,7 +199,7 @@ async fn switch_pin_cleanup_and_rollback_discards_staged() {
 
     // A staged deployment is discarded by rollback.
     engine
-        .switch(&env.image("1"), progress::silent(), &Cancel::new())
+        .switch(&env.image("1"), false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(engine.status().unwrap().status.staged.is_some());
@@ -356,6 +356,7 @@ async fn local_oci_layout_source_installs_and_updates() {
     let out = engine
         .switch(
             &ImageRef::parse(&format!("oci:{}:2", env.layout.display())).unwrap(),
+            false,
             progress::silent(),
             &Cancel::new(),
         )

@@ -395,7 +395,7 @@ async fn no_source_can_plant_an_image_under_another_digest() {
     std::fs::write(liar.join("index.json"), index.replace(&v3_hex, v2_hex)).unwrap();
     let lying = ImageRef::parse(&format!("oci:{}:x", liar.display())).unwrap();
     let err = engine
-        .switch(&lying, progress::silent(), &Cancel::new())
+        .switch(&lying, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "DigestMismatch", "{err}");
@@ -417,7 +417,7 @@ async fn no_source_can_plant_an_image_under_another_digest() {
     let by_digest =
         ImageRef::parse(&format!("{}/berth/demo@{v2_digest}", env.registry.addr)).unwrap();
     engine
-        .switch(&by_digest, progress::silent(), &Cancel::new())
+        .switch(&by_digest, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     engine.reboot().unwrap();
@@ -506,7 +506,7 @@ async fn layout_files_are_read_without_links_fifos_or_excess() {
         let image = ImageRef::parse(&format!("oci:{}:2", dir.display())).unwrap();
         let result = tokio::time::timeout(
             Duration::from_secs(60),
-            engine.switch(&image, progress::silent(), &Cancel::new()),
+            engine.switch(&image, false, progress::silent(), &Cancel::new()),
         )
         .await
         .unwrap_or_else(|_| panic!("{what}: the switch hung"));
@@ -720,7 +720,7 @@ async fn only_allow_listed_extended_attributes_are_deployed() {
     image::write_layout(&layout, &[("t", &img)]).unwrap();
     let image = ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap();
     engine
-        .switch(&image, progress::silent(), &Cancel::new())
+        .switch(&image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     engine.reboot().unwrap();
@@ -775,7 +775,7 @@ async fn an_update_that_cannot_be_deployed_downloads_nothing() {
     let engine = berth_engine::Engine::open(&sysroot, config).unwrap();
     let image = ImageRef::parse(&format!("{}/berth/demo:big", proxy.addr)).unwrap();
     let err = engine
-        .switch(&image, progress::silent(), &Cancel::new())
+        .switch(&image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "NoSpace", "{err}");
@@ -834,7 +834,7 @@ async fn objects_of_an_unverified_layer_never_reach_the_repository() {
     image::write_layout(&layout, &[("t", &img)]).unwrap();
     let image = ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap();
     let err = engine
-        .switch(&image, progress::silent(), &Cancel::new())
+        .switch(&image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "DigestMismatch", "{err}");
@@ -929,7 +929,7 @@ async fn failed_layer_scenario() {
     let engine2 = berth_engine::Engine::open(&env.sysroot(), config).unwrap();
     let image = ImageRef::parse(&format!("{}/berth/demo:abandon", slow.addr)).unwrap();
     let err = engine2
-        .switch(&image, progress::silent(), &Cancel::new())
+        .switch(&image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "DigestMismatch", "{err}");

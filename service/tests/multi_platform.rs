@@ -27,7 +27,7 @@ async fn an_image_index_yields_the_host_platform() {
     let check = engine.check(Some(&remote)).await.unwrap();
     assert_eq!(check.version.as_deref(), Some("2"), "{check:?}");
     let out = engine
-        .switch(&remote, progress::silent(), &Cancel::new())
+        .switch(&remote, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(matches!(out, UpdateOutcome::Staged { .. }), "{out:?}");
@@ -41,7 +41,7 @@ async fn an_image_index_yields_the_host_platform() {
 
     let arm_only = ImageRef::parse(&format!("{}/berth/index:arm-only", env.registry.addr)).unwrap();
     let err = engine
-        .switch(&arm_only, progress::silent(), &Cancel::new())
+        .switch(&arm_only, false, progress::silent(), &Cancel::new())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");

@@ -92,7 +92,7 @@ async fn containerfile_built_by_podman_deploys() {
     std::fs::write(&etc_edit, "edited-locally\n").unwrap();
     let image = ImageRef::parse(&remote).unwrap();
     let out = engine
-        .switch(&image, progress::silent(), &Cancel::new())
+        .switch(&image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     let UpdateOutcome::Staged { pulled } = out else {

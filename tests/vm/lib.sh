@@ -86,7 +86,10 @@ vm_publish() {
 
 # vm_install_disk: berthd installs :stable into a sysroot directory, packed as an ext4 disk.
 vm_install_disk() {
-  printf 'insecure-registries = ["%s"]\n' "$REGISTRY" > "$W/host-berth.toml"
+  # The host's berthd only installs the first image: a policy that accepts it, named here.
+  printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$W/host-policy.json"
+  printf 'insecure-registries = ["%s"]\nsignature-policy = "%s"\n' "$REGISTRY" "$W/host-policy.json" \
+    > "$W/host-berth.toml"
   # Deployments stay mutable on the host's tmpfs (ostree would chattr +i them); the guest's
   # own ostree protects the ones it writes.
   OSTREE_SYSROOT_DEBUG=mutable-deployments \

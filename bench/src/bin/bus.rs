@@ -231,7 +231,11 @@ fn prepare(work: &Path, berthd: &Path) -> Result<(PathBuf, PathBuf, Registry)> {
     let config = work.join("berth.toml");
     std::fs::write(
         &config,
-        format!("insecure-registries = [\"{}\"]\n", registry.addr),
+        format!(
+            "insecure-registries = [\"{}\"]\n{}",
+            registry.addr,
+            berth_testkit::accept_anything_policy(work)?
+        ),
     )?;
     let sysroot = work.join("sysroot");
     let st = Command::new(berthd)

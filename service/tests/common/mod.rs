@@ -189,7 +189,7 @@ pub fn booted_version(engine: &Engine) -> String {
 /// Switches to `image` and checks that it was staged (to boot next).
 pub async fn stage_switch(engine: &Engine, image: &ImageRef) {
     let out = engine
-        .switch(image, progress::silent(), &Cancel::new())
+        .switch(image, false, progress::silent(), &Cancel::new())
         .await
         .unwrap();
     assert!(

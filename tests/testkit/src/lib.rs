@@ -5,3 +5,17 @@ pub mod demo;
 pub mod image;
 pub mod proxy;
 pub mod registry;
+
+/// Writes a signature policy that accepts every image (as Debian's containers-common ships
+/// it) into `dir`, and returns the `berth.toml` line that names it.
+pub fn accept_anything_policy(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("policy.json");
+    std::fs::write(
+        &path,
+        "{\"default\": [{\"type\": \"insecureAcceptAnything\"}]}\n",
+    )?;
+    Ok(format!(
+        "signature-policy = {:?}\n",
+        path.display().to_string()
+    ))
+}

@@ -71,6 +71,10 @@ async fn call(
             p.call_with_flags(method, flags, &(arg, options([])))
                 .await?
         }
+        "SwitchUnverified" => {
+            let o = options([("allow-unverified", Value::from(true))]);
+            p.call_with_flags("Switch", flags, &(arg, o)).await?
+        }
         "Pin" | "Unpin" => {
             let index: u32 = arg.parse().unwrap_or(0);
             p.call_with_flags::<_, _, ()>(method, flags, &(index,))

@@ -38,6 +38,20 @@ export function shortDigest(digest) {
     return hex.slice(0, 12);
 }
 
+/// A key as people compare them: a GPG fingerprint's last 16 hex digits (its long key id), a
+/// sigstore key id's first 12.
+export function shortKey(key) {
+    return key.includes(":") ? shortDigest(key) : key.slice(-16);
+}
+
+/// "Signed by KEY" or "Not verified" for a deployment; "" when berthd did not record it.
+export function signature(d) {
+    if (d.signature === "signed") {
+        return _("signature-signed", { keys: (d["signed-by"] || []).map(shortKey).join(", ") });
+    }
+    return d.signature === "unverified" ? _("signature-unverified") : "";
+}
+
 export function version(v, digest) {
     return v || shortDigest(digest) || _("unknown");
 }

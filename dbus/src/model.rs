@@ -28,6 +28,40 @@ pub struct Deployment {
     pub stateroot: String,
     pub checksum: String,
     pub pinned: bool,
+    /// How the signature policy let the image in; None when berthd did not record it.
+    pub signature: Option<Signature>,
+}
+
+/// What the signature policy found when the image came in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signature {
+    /// Verified by these keys (GPG fingerprints, or `sha256:` ids of sigstore keys).
+    Signed { by: Vec<String> },
+    /// Let in without a signature (`insecureAcceptAnything`).
+    Unverified,
+}
+
+impl Signature {
+    fn from_options(o: &Options) -> Option<Signature> {
+        match string(o, "signature")?.as_str() {
+            "signed" => Some(Signature::Signed {
+                by: value::<Vec<String>>(o, "signed-by").unwrap_or_default(),
+            }),
+            "unverified" => Some(Signature::Unverified),
+            _ => None,
+        }
+    }
+}
+
+/// A key as people compare them: a GPG fingerprint's last 16 hex digits (its long key id),
+/// a sigstore key id's first 12.
+pub fn short_key(key: &str) -> String {
+    if key.contains(':') {
+        short_digest(key)
+    } else {
+        let start = key.len().saturating_sub(16);
+        key.get(start..).unwrap_or(key).to_string()
+    }
 }
 
 impl Deployment {
@@ -43,6 +77,7 @@ impl Deployment {
             stateroot: string(o, "stateroot").unwrap_or_default(),
             checksum: string(o, "checksum").unwrap_or_default(),
             pinned: value::<bool>(o, "pinned").unwrap_or(false),
+            signature: Signature::from_options(o),
         })
     }
 

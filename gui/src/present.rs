@@ -1,6 +1,6 @@
 //! How berthd's facts read in the window: versions, phases, sizes, dates.
 
-use berth_dbus::model::Deployment;
+use berth_dbus::model::{short_key, Deployment, Signature};
 use berth_l10n::fl;
 
 /// "Version 2", or the short digest when the image carries no version label.
@@ -14,6 +14,17 @@ pub fn version_of(version: Option<&str>, digest: Option<&str>) -> String {
 
 pub fn deployment_version(d: &Deployment) -> String {
     version_of(d.version.as_deref(), d.digest.as_deref())
+}
+
+/// "Signed by KEY" or "Not verified"; None when berthd did not record it.
+pub fn signature(d: &Deployment) -> Option<String> {
+    Some(match d.signature.as_ref()? {
+        Signature::Signed { by } => {
+            let keys: Vec<String> = by.iter().map(|k| short_key(k)).collect();
+            fl!("signature-signed", keys = keys.join(", "))
+        }
+        Signature::Unverified => fl!("signature-unverified"),
+    })
 }
 
 /// The big title while a transaction of `kind` runs.

@@ -92,6 +92,7 @@ pub struct Widgets {
     pub version_row: adw::ActionRow,
     pub image_row: adw::ActionRow,
     pub digest_row: adw::ActionRow,
+    pub signature_row: adw::ActionRow,
     pub built_row: adw::ActionRow,
     pub policy_row: adw::ComboRow,
     pub versions: adw::PreferencesGroup,
@@ -226,11 +227,19 @@ impl Window {
         let version_row = row(fl!("row-version"));
         let image_row = row(fl!("row-image"));
         let digest_row = row(fl!("row-digest"));
+        let signature_row = row(fl!("row-signature"));
         let built_row = row(fl!("row-built"));
         let system = adw::PreferencesGroup::builder()
             .title(fl!("group-system"))
             .build();
-        for r in [&os_row, &version_row, &image_row, &digest_row, &built_row] {
+        for r in [
+            &os_row,
+            &version_row,
+            &image_row,
+            &digest_row,
+            &signature_row,
+            &built_row,
+        ] {
             system.add(r);
         }
 
@@ -300,6 +309,7 @@ impl Window {
             version_row,
             image_row,
             digest_row,
+            signature_row,
             built_row,
             policy_row,
             versions,
@@ -1057,6 +1067,10 @@ impl Window {
             .set_subtitle(&b.and_then(|b| b.image.clone()).unwrap_or_else(dash));
         w.digest_row
             .set_subtitle(&b.and_then(|b| b.short_digest()).unwrap_or_else(dash));
+        let signature = b.and_then(present::signature);
+        w.signature_row.set_visible(signature.is_some());
+        w.signature_row
+            .set_subtitle(&signature.unwrap_or_else(dash));
         w.built_row.set_subtitle(
             &b.and_then(|b| b.timestamp.as_deref().and_then(present::date))
                 .unwrap_or_else(dash),

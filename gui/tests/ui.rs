@@ -420,6 +420,11 @@ mod child {
             expect("version row", version == "1", || version.to_string())?;
             let os = w.os_row.subtitle().unwrap_or_default();
             expect("os row", os == "Berth Demo OS 1", || os.to_string())?;
+            // The test sandbox's signature policy accepts any image: installed unverified.
+            let signature = w.signature_row.subtitle().unwrap_or_default();
+            expect("signature row", signature == "Not verified", || {
+                signature.to_string()
+            })?;
             shot(&w.window, "up-to-date").await
         })
         .await;

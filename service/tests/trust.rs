@@ -306,13 +306,15 @@ impl Trust {
 
     /// Berth's verdict on `image` under `policy`: a check reads the manifest and config and
     /// nothing else. Err carries the error's D-Bus name and message.
-    async fn berth(&self, engine_at: &Path, policy: &Path, image: &str) -> Result<(), String> {
+    async fn berth(
+        &self,
+        engine_at: &Path,
+        policy: &Path,
+        image: &str,
+    ) -> Result<berth_engine::trust::Verification, String> {
         let engine = Engine::open(engine_at, self.config(policy)).unwrap();
         match engine.check(Some(&ImageRef::parse(image).unwrap())).await {
-            Ok(r) => {
-                assert!(r.verification.is_some(), "{r:?}");
-                Ok(())
-            }
+            Ok(r) => Ok(r.verification.expect("a check of a new image verifies it")),
             Err(e) => Err(format!("{}: {e}", e.name())),
         }
     }
@@ -477,12 +479,7 @@ async fn gpg_verdicts_equal_skopeos() {
             && e.contains("no signature exists"),
         "{e}"
     );
-    let engine = Engine::open(&engine_at, t.config(&path)).unwrap();
-    let r = engine
-        .check(Some(&ImageRef::parse(&signed).unwrap()))
-        .await
-        .unwrap();
-    let v = r.verification.unwrap();
+    let v = t.berth(&engine_at, &path, &signed).await.unwrap();
     assert_eq!(v.keys, vec![t.trusted.clone()]);
     assert_eq!(v.identities, vec![signed.clone()]);
     assert_eq!(v.requirements, ["signedBy"]);
@@ -580,12 +577,7 @@ async fn sigstore_signatures_are_checked_with_the_public_key() {
     assert!(e.starts_with("NotTrusted: "), "{e}");
 
     // Accepted: the key id is sha256 of the public key's DER.
-    let engine = Engine::open(&engine_at, t.config(&by_key)).unwrap();
-    let r = engine
-        .check(Some(&ImageRef::parse(&signed).unwrap()))
-        .await
-        .unwrap();
-    let v = r.verification.unwrap();
+    let v = t.berth(&engine_at, &by_key, &signed).await.unwrap();
     let der = run(Command::new("openssl")
         .args(["pkey", "-pubin", "-outform", "DER", "-in"])
         .arg(&t.cosign_pub))

@@ -277,16 +277,22 @@ async fn lookaside_signatures(
 /// One lookaside signature (`file://` or `http(s)://`); None when it does not exist.
 async fn fetch_signature(http: &reqwest::Client, url: &str) -> Result<Option<Vec<u8>>> {
     if let Some(path) = url.strip_prefix("file://") {
-        return match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("reading signature {path}"), e)),
-            Ok(m) if m.len() > MAX_SMALL_BLOB => Err(Error::NotTrusted(format!(
-                "signature {path} is larger than {MAX_SMALL_BLOB} bytes"
-            ))),
-            Ok(_) => std::fs::read(path)
-                .map(Some)
-                .map_err(|e| Error::io(format!("reading signature {path}"), e)),
+        use std::io::Read;
+        let file = match std::fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other.map_err(|e| Error::io(format!("reading signature {path}"), e))?,
         };
+        // Read one byte past the cap: a larger file is refused, whatever its size said before.
+        let mut bytes = Vec::new();
+        file.take(MAX_SMALL_BLOB + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(format!("reading signature {path}"), e))?;
+        if bytes.len() as u64 > MAX_SMALL_BLOB {
+            return Err(Error::NotTrusted(format!(
+                "signature {path} is larger than {MAX_SMALL_BLOB} bytes"
+            )));
+        }
+        return Ok(Some(bytes));
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Error::Config {

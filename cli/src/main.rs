@@ -1,7 +1,8 @@
 //! berth: the command line client of berthd. Unprivileged: every action goes over D-Bus and
 //! polkit decides. Exit codes: 0 ok, 1 failed, 2 invalid arguments or reference,
 //! 3 registry/network, 4 bad image, 5 no space, 6 cancelled, 7 busy/wrong state/interrupted,
-//! 8 not authorized, 9 berthd unreachable; `check` exits 100 when an update is available.
+//! 8 not authorized, 9 berthd unreachable; `check` exits 100 when an update is available,
+//! `verify` 101 when the deployment differs from its image.
 
 mod agent;
 mod client;
@@ -15,6 +16,7 @@ use client::run as run_transaction;
 use zbus::zvariant::Value;
 
 const UPDATE_AVAILABLE: i32 = 100;
+const DRIFTED: i32 = 101;
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +99,16 @@ enum Command {
     MarkBoot {
         #[arg(value_parser = ["good", "bad"])]
         verdict: String,
+    },
+    /// Compare a deployment's /usr with its image and check the objects behind it (exit 101
+    /// when something differs).
+    Verify {
+        /// The deployment with INDEX (as `berth status` numbers them); default: the booted one.
+        #[arg(long)]
+        index: Option<u32>,
+        /// The timer's scheduled check (only if scheduled-drift-check is on).
+        #[arg(long, hide = true, conflicts_with = "index")]
+        automatic: bool,
     },
     /// Cancel what berthd is doing.
     Cancel,
@@ -232,6 +244,30 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
                     "good" => println!("{}", fl!("cli-marked-good")),
                     _ => println!("{}", fl!("cli-marked-bad")),
                 }
+            }
+        }
+        Command::Verify { index, automatic } => {
+            let mut o = options([]);
+            if let Some(i) = index {
+                o.insert("index".into(), Value::U32(i).try_into().expect("plain"));
+            }
+            if automatic {
+                o.insert(
+                    "automatic".into(),
+                    Value::Bool(true).try_into().expect("plain"),
+                );
+            }
+            let out = run_transaction(&c, "Verify", &(o,), quiet).await?;
+            if json {
+                println!("{}", out.result);
+            } else {
+                status::print_drift(&out.result);
+            }
+            let clean = ["changed", "added", "removed", "corruptObjects"]
+                .iter()
+                .all(|k| out.result[*k].as_array().is_some_and(Vec::is_empty));
+            if !clean {
+                return Ok(DRIFTED);
             }
         }
         Command::Cancel => {

@@ -61,6 +61,12 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
         if let Some(line) = signature_line(&image["verification"]) {
             println!("             {line}");
         }
+        if let Some(kind) = d["unlocked"].as_str() {
+            println!("             {}", fl!("cli-status-unlocked", kind = kind));
+        }
+        if let Some(line) = drift_line(&d["drift"]) {
+            println!("             {line}");
+        }
     }
     print_assessment(&berth["bootAssessment"]);
     let state = c.manager.state().await?;
@@ -99,6 +105,88 @@ pub async fn print(c: &Client, json: &str) -> Result<(), CallError> {
 }
 
 /// How the signature policy let a deployment's image in, when Berth recorded it.
+/// The last drift check, as `berth verify` left it.
+fn drift_line(v: &Value) -> Option<String> {
+    let when = v["checkedAt"].as_u64().map(|t| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+        chrono::DateTime::<chrono::Local>::from(t)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    })?;
+    Some(if v["clean"] == true {
+        fl!("cli-status-drift-clean", when = when)
+    } else {
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let summary = format!(
+            "{} changed, {} added, {} removed, {} corrupt objects",
+            n("changed"),
+            n("added"),
+            n("removed"),
+            n("corruptObjects")
+        );
+        fl!("cli-status-drifted", summary = summary, when = when)
+    })
+}
+
+/// A `berth verify` report, one line per difference.
+pub fn print_drift(r: &Value) {
+    let root = r["root"].as_str().unwrap_or("/usr");
+    let entries = r["entriesChecked"].as_u64().unwrap_or(0);
+    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    let (changed, added, removed, corrupt) = (
+        list("changed"),
+        list("added"),
+        list("removed"),
+        list("corruptObjects"),
+    );
+    if changed.is_empty() && added.is_empty() && removed.is_empty() && corrupt.is_empty() {
+        println!(
+            "{}",
+            fl!("cli-verify-clean", root = root, entries = entries)
+        );
+        return;
+    }
+    println!(
+        "{}",
+        fl!("cli-verify-drifted", root = root, entries = entries)
+    );
+    for c in &changed {
+        let what: Vec<&str> = c["what"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let path = c["path"].as_str().unwrap_or("?");
+        println!(
+            "  {}",
+            fl!("cli-verify-changed", path = path, what = what.join(", "))
+        );
+    }
+    for a in &added {
+        println!(
+            "  {}",
+            fl!("cli-verify-added", path = a.as_str().unwrap_or("?"))
+        );
+    }
+    for p in &removed {
+        println!(
+            "  {}",
+            fl!("cli-verify-removed", path = p.as_str().unwrap_or("?"))
+        );
+    }
+    for o in &corrupt {
+        let (object, detail) = (
+            o["object"].as_str().unwrap_or("?"),
+            o["detail"].as_str().unwrap_or("?"),
+        );
+        println!(
+            "  {}",
+            fl!("cli-verify-corrupt", object = object, detail = detail)
+        );
+    }
+}
+
 fn signature_line(v: &Value) -> Option<String> {
     let list = |key: &str| {
         v[key]

@@ -33,6 +33,7 @@ pub mod state {
     pub const IMPORTING: &str = "importing";
     pub const STAGING: &str = "staging";
     pub const CLEANING_UP: &str = "cleaning-up";
+    pub const VERIFYING: &str = "verifying";
     pub const UPDATE_AVAILABLE: &str = "update-available";
     pub const UPDATE_READY: &str = "update-ready";
     pub const NEEDS_REBOOT: &str = "needs-reboot";
@@ -104,6 +105,8 @@ pub trait Manager {
     fn rollback(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
     fn factory_reset(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
     fn cleanup(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
+    /// Drift: options index (u), automatic (b); the transaction's result is the report.
+    fn verify(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
     fn pin(&self, index: u32) -> zbus::Result<()>;
     fn unpin(&self, index: u32) -> zbus::Result<()>;
     fn reboot(&self, options: Options) -> zbus::Result<()>;

@@ -6,15 +6,15 @@
 //! cache-dir = "/var/cache/berth"             # default: SYSROOT/ostree/berth/cache
 //! download-concurrency = 3                   # layers fetched at once
 //! retries = 4                                # attempts after a transient registry error
+//! signature-policy = "/etc/containers/policy.json"   # containers-policy.json(5), the default
+//! registries-d = "/etc/containers/registries.d"       # where GPG signatures live, the default
+//! scheduled-drift-check = true               # `berth verify` with the automatic-update timer
 //!
 //! [limits]                                   # against hostile registries and layouts
 //! max-layers = 500                           # layers in one image
 //! max-layer-entries = 4000000                # tar entries in one layer
 //! max-layer-bytes = 34359738368              # uncompressed bytes of one layer (32 GiB)
 //! max-tar-header-bytes = 1048576             # one GNU long name or PAX header
-//!
-//! signature-policy = "/etc/containers/policy.json"   # containers-policy.json(5), the default
-//! registries-d = "/etc/containers/registries.d"       # where GPG signatures live, the default
 //!
 //! [health]                                   # boot assessment of a new deployment
 //! tries = 3                                  # boots it gets to pass; 0: no boot counting
@@ -50,6 +50,9 @@ pub struct Config {
     /// containers-registries.d(5); default [`DEFAULT_REGISTRIES_D`].
     #[serde(default)]
     pub registries_d: Option<PathBuf>,
+    /// Whether the automatic-update timer also checks the booted deployment for drift.
+    #[serde(default = "default_true")]
+    pub scheduled_drift_check: bool,
 }
 
 pub const DEFAULT_SIGNATURE_POLICY: &str = "/etc/containers/policy.json";
@@ -99,6 +102,10 @@ impl Default for Limits {
 fn default_concurrency() -> usize {
     3
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_retries() -> u32 {
     4
 }
@@ -115,6 +122,7 @@ impl Default for Config {
             health: Health::default(),
             signature_policy: None,
             registries_d: None,
+            scheduled_drift_check: true,
         }
     }
 }

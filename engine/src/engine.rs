@@ -184,6 +184,10 @@ impl Engine {
         })
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn sysroot_path(&self) -> &Path {
         &self.sysroot
     }
@@ -790,6 +794,30 @@ impl Engine {
     /// Whether this sysroot is not the running system (staging and reboot are emulated).
     pub fn is_emulated(&self) -> Result<bool> {
         Ok(deps::is_emulated(&self.open_sysroot()?))
+    }
+
+    /// Compares deployment `index` (default: the booted one) with its commit and checks the
+    /// repository's objects behind it; the report is kept for status.
+    pub fn verify(
+        &self,
+        index: Option<usize>,
+        progress: ProgressFn,
+        cancel: &Cancel,
+    ) -> Result<crate::drift::DriftReport> {
+        let sysroot = self.open_sysroot()?;
+        let d = match index {
+            Some(i) => sysroot
+                .deployments()
+                .into_iter()
+                .nth(i)
+                .ok_or_else(|| Error::WrongState(format!("no deployment with index {i}")))?,
+            None => deps::booted(&sysroot).ok_or_else(|| {
+                Error::WrongState("nothing is deployed: install an image first".into())
+            })?,
+        };
+        let report = crate::drift::check(&sysroot, &d, &progress, cancel)?;
+        crate::drift::record(&sysroot, &report)?;
+        Ok(report)
     }
 
     pub fn status(&self) -> Result<status::Host> {

@@ -48,6 +48,16 @@ fn os_name(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Option<String> 
         .map(|n| crate::text::outside(&n))
 }
 
+/// ostree's own record of an unlocked deployment (`ostree admin unlock`).
+fn unlocked(d: &ostree::Deployment) -> Option<&'static str> {
+    use ostree::DeploymentUnlockedState as U;
+    match d.unlocked() {
+        U::Development | U::Transient => Some("transient"),
+        U::Hotfix => Some("hotfix"),
+        _ => None,
+    }
+}
+
 fn image_reference(image: &ImageRef, verification: Option<&Verification>) -> ImageReference {
     ImageReference {
         image: image.image_name(),
@@ -130,6 +140,7 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
             }),
         }
     };
+    let drift = crate::drift::load_records(&deps::sysroot_path(sysroot));
     let deployments = sysroot
         .deployments()
         .iter()
@@ -147,6 +158,8 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
             pinned: d.is_pinned(),
             kernel_args: kargs::deployment_kargs(d),
             os_name: os_name(sysroot, d),
+            unlocked: unlocked(d),
+            drift: drift.get(&crate::drift::key(d)).map(|r| r.summary()),
         })
         .collect();
     let rollback_queued = match (&booted, &default) {

@@ -8,6 +8,7 @@ pub mod bootcount;
 pub mod bootflush;
 pub mod config;
 pub mod deployments;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod etcmerge;

@@ -14,6 +14,8 @@ pub enum Phase {
     Importing,
     Staging,
     Cleanup,
+    /// Comparing a deployment with its commit (drift).
+    Verifying,
 }
 
 impl Phase {
@@ -24,6 +26,7 @@ impl Phase {
             Phase::Importing => "importing",
             Phase::Staging => "staging",
             Phase::Cleanup => "cleanup",
+            Phase::Verifying => "verifying",
         }
     }
 }

@@ -125,6 +125,11 @@ pub struct DeploymentInfo {
     pub kernel_args: Vec<String>,
     /// The deployed system's name from its os-release (`PRETTY_NAME`, else `NAME`).
     pub os_name: Option<String>,
+    /// `/usr` is writable: `transient` (until the next boot) or `hotfix` (until the next
+    /// update); None when it is the image as built.
+    pub unlocked: Option<&'static str>,
+    /// The last drift check (`berth verify`) of this deployment, if any.
+    pub drift: Option<crate::drift::DriftSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -191,6 +191,18 @@ cli-status-deployment = { $image } Version { $version }
 cli-status-details = Prüfsumme { $digest }  ostree { $commit }  Stateroot { $stateroot }
 cli-status-signed = signiert von { $keys } ({ $requirements }, Bereich { $scope })
 cli-status-unverified = nicht geprüft: die Signaturrichtlinie ließ es ohne Signatur zu ({ $requirements }, Bereich { $scope })
+cli-status-unlocked = { $kind ->
+    [hotfix] entsperrt (Hotfix): lokale Änderungen an /usr bleiben bis zur nächsten Aktualisierung oder Rücknahme
+   *[other] entsperrt (vorübergehend): lokale Änderungen an /usr sind beim nächsten Start verschwunden
+ }
+cli-status-drift-clean = /usr entspricht dem Abbild (geprüft { $when })
+cli-status-drifted = /usr weicht vom Abbild ab: { $summary } (geprüft { $when }; `berth verify` listet es auf)
+cli-verify-clean = { $root } entspricht seinem Abbild: { $entries } Einträge verglichen, die Objekte des Repositorys sind unversehrt.
+cli-verify-drifted = { $root } weicht von seinem Abbild ab ({ $entries } Einträge verglichen):
+cli-verify-changed = geändert   { $path } ({ $what })
+cli-verify-added = hinzugefügt { $path }
+cli-verify-removed = entfernt   { $path }
+cli-verify-corrupt = beschädigtes Objekt { $object }: { $detail }
 cli-state = Zustand: { $state }
 cli-last-error = letzter Fehler: { $message }
 cli-cached-update = Aktualisierung: { $image } Version { $version } ({ $digest })

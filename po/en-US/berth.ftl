@@ -191,6 +191,18 @@ cli-status-deployment = { $image } version { $version }
 cli-status-details = digest { $digest }  ostree { $commit }  stateroot { $stateroot }
 cli-status-signed = signed by { $keys } ({ $requirements }, scope { $scope })
 cli-status-unverified = not verified: the signature policy let it in without a signature ({ $requirements }, scope { $scope })
+cli-status-unlocked = { $kind ->
+    [hotfix] unlocked (hotfix): local changes to /usr stay until the next update or rollback
+   *[other] unlocked (transient): local changes to /usr are gone at the next boot
+ }
+cli-status-drift-clean = /usr matches the image (checked { $when })
+cli-status-drifted = /usr differs from the image: { $summary } (checked { $when }; `berth verify` lists it)
+cli-verify-clean = { $root } matches its image: { $entries } entries compared, the repository's objects are intact.
+cli-verify-drifted = { $root } differs from its image ({ $entries } entries compared):
+cli-verify-changed = changed  { $path } ({ $what })
+cli-verify-added = added    { $path }
+cli-verify-removed = removed  { $path }
+cli-verify-corrupt = corrupt object { $object }: { $detail }
 cli-state = state: { $state }
 cli-last-error = last error: { $message }
 cli-cached-update = update: { $image } version { $version } ({ $digest })

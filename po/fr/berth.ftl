@@ -191,6 +191,18 @@ cli-status-deployment = { $image } version { $version }
 cli-status-details = empreinte { $digest }  ostree { $commit }  stateroot { $stateroot }
 cli-status-signed = signée par { $keys } ({ $requirements }, portée { $scope })
 cli-status-unverified = non vérifiée : la politique de signature l'a acceptée sans signature ({ $requirements }, portée { $scope })
+cli-status-unlocked = { $kind ->
+    [hotfix] déverrouillé (correctif) : les modifications locales de /usr restent jusqu'à la prochaine mise à jour ou restauration
+   *[other] déverrouillé (temporaire) : les modifications locales de /usr disparaissent au prochain démarrage
+ }
+cli-status-drift-clean = /usr est conforme à l'image (vérifié { $when })
+cli-status-drifted = /usr diffère de l'image : { $summary } (vérifié { $when } ; `berth verify` le détaille)
+cli-verify-clean = { $root } est conforme à son image : { $entries } entrées comparées, les objets du dépôt sont intacts.
+cli-verify-drifted = { $root } diffère de son image ({ $entries } entrées comparées) :
+cli-verify-changed = modifié  { $path } ({ $what })
+cli-verify-added = ajouté   { $path }
+cli-verify-removed = supprimé { $path }
+cli-verify-corrupt = objet corrompu { $object } : { $detail }
 cli-state = état : { $state }
 cli-last-error = dernière erreur : { $message }
 cli-cached-update = mise à jour : { $image } version { $version } ({ $digest })

@@ -29,6 +29,8 @@ pub enum Action {
     CancelOthers,
     /// Deploying an image the signature policy lets in unsigned over a signed booted one.
     DowngradeTrust,
+    /// Comparing a deployment with its image (reads all of /usr: not free for the machine).
+    Verify,
 }
 
 impl Action {
@@ -46,6 +48,7 @@ impl Action {
             Action::MarkBoot => "org.berth.berth1.mark-boot",
             Action::CancelOthers => "org.berth.berth1.cancel-others",
             Action::DowngradeTrust => "org.berth.berth1.downgrade-trust",
+            Action::Verify => "org.berth.berth1.verify",
         }
     }
 }

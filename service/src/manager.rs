@@ -305,6 +305,66 @@ impl ManagerObject {
         Ok(p.into())
     }
 
+    /// Drift: compares a deployment's /usr with its commit and fsck's the objects behind it.
+    async fn verify(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        let _call = self.d.call();
+        let f = Flags::parse(&options, &["index", "automatic"])?;
+        let index = f.u32("index")?.map(|i| i as usize);
+        if f.bool("automatic")? {
+            if index.is_some() {
+                return Err(BusError::invalid_args(
+                    "automatic checks the booted deployment only",
+                ));
+            }
+            if !self.d.engine.config().scheduled_drift_check {
+                return Err(BusError::wrong_state(
+                    "scheduled drift checks are off (scheduled-drift-check in berth.toml)",
+                ));
+            }
+        }
+        let details = Details::new("verify").with(
+            "deployment",
+            index.map_or("booted".to_string(), |i| i.to_string()),
+        );
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, cancel| {
+            async move {
+                let report = blocking(move || engine.verify(index, progress, &cancel)).await?;
+                if !report.is_clean() {
+                    tracing::warn!(
+                        "drift in deployment {}.{}: {}",
+                        report.checksum,
+                        report.deploy_serial,
+                        report.summary().text()
+                    );
+                    Self::announce_drift(&d.conn, &report).await;
+                }
+                Ok(json(&report))
+            }
+            .boxed()
+        });
+        let key = format!("verify {index:?}");
+        let p = self
+            .d
+            .begin(&hdr, Kind::Verify, key, &[Action::Verify], &details, work)
+            .await?;
+        Ok(p.into())
+    }
+
+    /// A deployment differs from its image (emitted by each Verify that finds drift): the
+    /// deployment's checksum and serial, and the report as JSON.
+    #[zbus(signal)]
+    async fn drift_detected(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        checksum: &str,
+        serial: i32,
+        report: &str,
+    ) -> zbus::Result<()>;
+
     async fn pin(&self, index: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), BusError> {
         let _call = self.d.call();
         self.set_pinned(&hdr, index, true).await
@@ -530,6 +590,19 @@ impl ManagerObject {
                     .and_then(|i| i.version.as_deref())
                     .unwrap_or("unknown"),
             )
+    }
+
+    async fn announce_drift(conn: &zbus::Connection, report: &berth_engine::drift::DriftReport) {
+        let emitter = match zbus::object_server::SignalEmitter::new(conn, berth_dbus::MANAGER_PATH)
+        {
+            Ok(e) => e,
+            Err(e) => return tracing::warn!("cannot announce drift: {e}"),
+        };
+        let json = serde_json::to_string(report).expect("serializable");
+        let r = Self::drift_detected(&emitter, &report.checksum, report.deploy_serial, &json);
+        if let Err(e) = r.await {
+            tracing::warn!("cannot announce drift: {e}");
+        }
     }
 
     pub async fn announce_rollback(

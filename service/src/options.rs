@@ -36,6 +36,17 @@ impl<'a> Flags<'a> {
         }
     }
 
+    pub fn u32(&self, key: &str) -> Result<Option<u32>, BusError> {
+        match self.options.get(key).map(|v| &**v) {
+            None => Ok(None),
+            Some(Value::U32(n)) => Ok(Some(*n)),
+            Some(other) => Err(BusError::invalid_args(format!(
+                "option {key:?} must be an unsigned integer (u), got {}",
+                other.value_signature()
+            ))),
+        }
+    }
+
     pub fn string(&self, key: &str) -> Result<Option<String>, BusError> {
         match self.options.get(key).map(|v| &**v) {
             None => Ok(None),

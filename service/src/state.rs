@@ -46,6 +46,15 @@ pub fn deployment_dict(d: Option<&DeploymentInfo>) -> Dict {
     m.insert("checksum".into(), owned(Value::from(d.checksum.as_str())));
     m.insert("serial".into(), owned(Value::from(d.deploy_serial)));
     m.insert("pinned".into(), owned(Value::from(d.pinned)));
+    if let Some(kind) = d.unlocked {
+        m.insert("unlocked".into(), owned(Value::from(kind)));
+    }
+    if let Some(drift) = &d.drift {
+        let word = if drift.clean { "clean" } else { "drifted" };
+        m.insert("drift".into(), owned(Value::from(word)));
+        m.insert("drift-summary".into(), owned(Value::from(drift.text())));
+        m.insert("drift-checked".into(), owned(Value::from(drift.checked_at)));
+    }
     if let Some(name) = &d.os_name {
         m.insert("os-name".into(), owned(Value::from(name.as_str())));
     }
@@ -200,6 +209,7 @@ pub fn state(f: &Facts) -> &'static str {
             ("done", _) => {}
             ("queued", "check" | "update" | "switch") | ("checking", _) => return state::CHECKING,
             ("queued", "cleanup") | ("cleanup", _) => return state::CLEANING_UP,
+            ("queued", "verify") | ("verifying", _) => return state::VERIFYING,
             ("downloading", _) => return state::DOWNLOADING,
             ("importing", _) => return state::IMPORTING,
             _ => return state::STAGING,

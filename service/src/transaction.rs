@@ -25,6 +25,7 @@ pub enum Kind {
     Rollback,
     FactoryReset,
     Cleanup,
+    Verify,
 }
 
 impl Kind {
@@ -36,6 +37,7 @@ impl Kind {
             Kind::Rollback => "rollback",
             Kind::FactoryReset => "factory-reset",
             Kind::Cleanup => "cleanup",
+            Kind::Verify => "verify",
         }
     }
 }
@@ -190,6 +192,7 @@ fn fraction(p: &Progress) -> f64 {
         Phase::Downloading | Phase::Importing => 0.02 + 0.88 * part,
         Phase::Staging => 0.92,
         Phase::Cleanup => 0.5,
+        Phase::Verifying => part,
     }
 }
 

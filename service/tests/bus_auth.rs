@@ -44,7 +44,7 @@ fn expected(who: Who, interactive: bool, method: &str) -> Option<&'static str> {
 async fn every_method_for_every_kind_of_caller() {
     let svc = Service::start("bus-auth").await;
     let v2 = svc.env.image("2").to_string();
-    let methods: [(&str, &str); 12] = [
+    let methods: [(&str, &str); 13] = [
         ("GetStatus", ""),
         ("Check", ""),
         ("Update", ""),
@@ -52,6 +52,7 @@ async fn every_method_for_every_kind_of_caller() {
         ("Switch", &v2),
         ("Rollback", ""),
         ("Cleanup", ""),
+        ("Verify", ""),
         ("Pin", "0"),
         ("Unpin", "0"),
         ("Configure", "check"),
@@ -82,7 +83,7 @@ async fn every_method_for_every_kind_of_caller() {
             }
         }
     }
-    assert_eq!(checked, 72);
+    assert_eq!(checked, 78);
     // Refused callers never started anything.
     let log = svc.log();
     assert!(!log.contains("started by uid 64101"), "{log}");

@@ -110,6 +110,12 @@ enum Command {
         #[arg(long, hide = true, conflicts_with = "index")]
         automatic: bool,
     },
+    /// Make /usr writable for local changes until the next boot (an administrator approves).
+    Unlock {
+        /// Keep the changes across reboots, until the next update or rollback.
+        #[arg(long)]
+        hotfix: bool,
+    },
     /// Cancel what berthd is doing.
     Cancel,
     /// Follow berthd's state and progress until interrupted.
@@ -268,6 +274,16 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
                 .all(|k| out.result[*k].as_array().is_some_and(Vec::is_empty));
             if !clean {
                 return Ok(DRIFTED);
+            }
+        }
+        Command::Unlock { hotfix } => {
+            let body = (options([("hotfix", flag(hotfix))]),);
+            let out = run_transaction(&c, "Unlock", &body, quiet).await?;
+            if json {
+                println!("{}", out.result);
+            } else {
+                let kind = out.result["unlocked"].as_str().unwrap_or("?");
+                println!("{}", fl!("cli-unlocked", kind = kind));
             }
         }
         Command::Cancel => {

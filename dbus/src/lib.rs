@@ -107,6 +107,8 @@ pub trait Manager {
     fn cleanup(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
     /// Drift: options index (u), automatic (b); the transaction's result is the report.
     fn verify(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
+    /// options: hotfix (b); default transient.
+    fn unlock(&self, options: Options) -> zbus::Result<OwnedObjectPath>;
     fn pin(&self, index: u32) -> zbus::Result<()>;
     fn unpin(&self, index: u32) -> zbus::Result<()>;
     fn reboot(&self, options: Options) -> zbus::Result<()>;

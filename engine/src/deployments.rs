@@ -376,16 +376,65 @@ fn forget_staged(sysroot: &ostree::Sysroot) -> Result<()> {
 /// be added to or removed from `/` of the running system by mistake. Filesystems without inode
 /// flags (tmpfs) go without.
 fn seal(dir: &Path) -> Result<()> {
+    set_immutable(dir, true)
+}
+
+/// Runs `f` with a sealed deployment root open for changes, sealed again afterwards (as
+/// ostree does to add a hotfix's overlay directories).
+pub(crate) fn with_unsealed<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    set_immutable(dir, false)?;
+    let result = f();
+    set_immutable(dir, true)?;
+    result
+}
+
+fn set_immutable(dir: &Path, on: bool) -> Result<()> {
     use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
     use rustix::io::Errno;
     let f =
         std::fs::File::open(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
-    let result = ioctl_getflags(&f).and_then(|flags| ioctl_setflags(&f, flags | IFlags::IMMUTABLE));
+    let result = ioctl_getflags(&f).and_then(|flags| {
+        let flags = if on {
+            flags | IFlags::IMMUTABLE
+        } else {
+            flags - IFlags::IMMUTABLE
+        };
+        ioctl_setflags(&f, flags)
+    });
     match result {
         Ok(()) => Ok(()),
         Err(Errno::NOTTY | Errno::OPNOTSUPP | Errno::INVAL) => Ok(()),
         Err(e) => Err(Error::io(format!("seal {}", dir.display()), e.into())),
     }
+}
+
+/// Deploys `d`'s commit again with `origin` (its /etc merged from `d`), not yet in the list.
+pub(crate) fn deploy_clone(
+    sysroot: &ostree::Sysroot,
+    d: &ostree::Deployment,
+    origin: &glib::KeyFile,
+    kargs: &[String],
+) -> Result<ostree::Deployment> {
+    let osname = d.osname();
+    let commit = d.csum();
+    deploy_tree(
+        sysroot,
+        &NewDeployment {
+            osname: &osname,
+            commit: &commit,
+            origin,
+            merge: Some(d),
+            kargs,
+        },
+    )
+}
+
+/// Writes a new deployment list (boot order), flushing boot entries before cleaning up.
+pub(crate) fn write_deployment_list(
+    sysroot: &ostree::Sysroot,
+    list: &[ostree::Deployment],
+) -> Result<()> {
+    write_list(sysroot, list)
 }
 
 fn write_list(sysroot: &ostree::Sysroot, list: &[ostree::Deployment]) -> Result<()> {
@@ -495,7 +544,7 @@ fn with_first(
 /// Another reference to the same deployment object. ostree's `Deployment::clone` is a deep
 /// copy (`ostree_deployment_clone`): equal, but a new object that ostree does not recognize
 /// as its booted deployment (clippy.toml forbids it).
-fn same_object(d: &ostree::Deployment) -> ostree::Deployment {
+pub(crate) fn same_object(d: &ostree::Deployment) -> ostree::Deployment {
     Clone::clone(d)
 }
 
@@ -531,6 +580,7 @@ pub fn emulated_reboot(sysroot: &ostree::Sysroot) -> Result<ostree::Deployment> 
     }
     let next = default(sysroot).ok_or_else(|| Error::WrongState("no deployments".into()))?;
     record_booted(sysroot, &next)?;
+    crate::unlock::emulated_boot(sysroot, &next)?;
     Ok(next)
 }
 

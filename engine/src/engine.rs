@@ -796,6 +796,12 @@ impl Engine {
         Ok(deps::is_emulated(&self.open_sysroot()?))
     }
 
+    /// Makes the booted deployment's /usr writable (see [`crate::unlock`]); on the running
+    /// system, call it in the host's mount namespace.
+    pub fn unlock(&self, kind: crate::unlock::UnlockKind) -> Result<()> {
+        crate::unlock::unlock(&self.open_sysroot()?, kind)
+    }
+
     /// Compares deployment `index` (default: the booted one) with its commit and checks the
     /// repository's objects behind it; the report is kept for status.
     pub fn verify(

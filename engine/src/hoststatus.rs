@@ -48,16 +48,6 @@ fn os_name(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Option<String> 
         .map(|n| crate::text::outside(&n))
 }
 
-/// ostree's own record of an unlocked deployment (`ostree admin unlock`).
-fn unlocked(d: &ostree::Deployment) -> Option<&'static str> {
-    use ostree::DeploymentUnlockedState as U;
-    match d.unlocked() {
-        U::Development | U::Transient => Some("transient"),
-        U::Hotfix => Some("hotfix"),
-        _ => None,
-    }
-}
-
 fn image_reference(image: &ImageRef, verification: Option<&Verification>) -> ImageReference {
     ImageReference {
         image: image.image_name(),
@@ -158,7 +148,7 @@ pub fn build(sysroot: &ostree::Sysroot, cached: Option<CachedUpdate>) -> Result<
             pinned: d.is_pinned(),
             kernel_args: kargs::deployment_kargs(d),
             os_name: os_name(sysroot, d),
-            unlocked: unlocked(d),
+            unlocked: crate::unlock::state(sysroot, d).map(crate::unlock::UnlockKind::as_str),
             drift: drift.get(&crate::drift::key(d)).map(|r| r.summary()),
         })
         .collect();

@@ -33,6 +33,7 @@ pub mod status;
 pub mod targuard;
 pub mod text;
 pub mod trust;
+pub mod unlock;
 
 pub use config::{Config, Limits};
 pub use engine::{

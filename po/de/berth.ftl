@@ -203,6 +203,10 @@ cli-verify-changed = geändert   { $path } ({ $what })
 cli-verify-added = hinzugefügt { $path }
 cli-verify-removed = entfernt   { $path }
 cli-verify-corrupt = beschädigtes Objekt { $object }: { $detail }
+cli-unlocked = { $kind ->
+    [hotfix] /usr ist bis zur nächsten Aktualisierung oder Rücknahme beschreibbar (Hotfix). Eine Rücknahme startet das Abbild wie erstellt.
+   *[other] /usr ist bis zum nächsten Start beschreibbar (vorübergehend).
+ }
 cli-state = Zustand: { $state }
 cli-last-error = letzter Fehler: { $message }
 cli-cached-update = Aktualisierung: { $image } Version { $version } ({ $digest })

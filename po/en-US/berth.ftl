@@ -203,6 +203,10 @@ cli-verify-changed = changed  { $path } ({ $what })
 cli-verify-added = added    { $path }
 cli-verify-removed = removed  { $path }
 cli-verify-corrupt = corrupt object { $object }: { $detail }
+cli-unlocked = { $kind ->
+    [hotfix] /usr is writable until the next update or rollback (hotfix). A rollback boots the image as built.
+   *[other] /usr is writable until the next boot (transient).
+ }
 cli-state = state: { $state }
 cli-last-error = last error: { $message }
 cli-cached-update = update: { $image } version { $version } ({ $digest })

@@ -203,6 +203,10 @@ cli-verify-changed = modifié  { $path } ({ $what })
 cli-verify-added = ajouté   { $path }
 cli-verify-removed = supprimé { $path }
 cli-verify-corrupt = objet corrompu { $object } : { $detail }
+cli-unlocked = { $kind ->
+    [hotfix] /usr est modifiable jusqu'à la prochaine mise à jour ou restauration (correctif). Une restauration démarre l'image telle que construite.
+   *[other] /usr est modifiable jusqu'au prochain démarrage (temporaire).
+ }
 cli-state = état : { $state }
 cli-last-error = dernière erreur : { $message }
 cli-cached-update = mise à jour : { $image } version { $version } ({ $digest })

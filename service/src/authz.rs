@@ -31,6 +31,8 @@ pub enum Action {
     DowngradeTrust,
     /// Comparing a deployment with its image (reads all of /usr: not free for the machine).
     Verify,
+    /// Making /usr writable: the system stops being the image as built.
+    Unlock,
 }
 
 impl Action {
@@ -49,6 +51,7 @@ impl Action {
             Action::CancelOthers => "org.berth.berth1.cancel-others",
             Action::DowngradeTrust => "org.berth.berth1.downgrade-trust",
             Action::Verify => "org.berth.berth1.verify",
+            Action::Unlock => "org.berth.berth1.unlock",
         }
     }
 }

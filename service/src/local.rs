@@ -125,6 +125,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             Some(id) => println!("finalized the staged update: {id} boots next"),
             None => println!("nothing staged"),
         },
+        Command::Unlock { kind } => {
+            let kind = berth_engine::unlock::UnlockKind::parse(&kind).expect("clap checked it");
+            engine.unlock(kind)?;
+            tracing::info!(
+                "the booted deployment's /usr is unlocked ({})",
+                kind.as_str()
+            );
+            println!("/usr is unlocked ({})", kind.as_str());
+        }
+        Command::Verify { index } => {
+            let report = engine.verify(index, progress, &cancel)?;
+            print_json(&report)?;
+            if !report.is_clean() {
+                std::process::exit(101);
+            }
+        }
         Command::AssessBoot => crate::boot::assess(&engine)?,
         Command::HealthCheck => crate::boot::health_check(&engine).await?,
         Command::BootFailed => {

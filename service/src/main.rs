@@ -6,6 +6,7 @@ mod authz;
 mod boot;
 mod bus_error;
 mod daemon;
+mod hostunit;
 mod local;
 mod manager;
 mod options;
@@ -115,6 +116,18 @@ pub enum Command {
     /// A trial boot failed (berth-boot-failed.service): exits 0 when rebooting would try
     /// again or fall back, 1 when this boot is no trial.
     BootFailed,
+    /// Make the booted deployment's /usr writable: transient (until the next boot) or hotfix
+    /// (until the next update or rollback). Mounts in the caller's mount namespace: berthd
+    /// serve runs it through berth-unlock-KIND.service.
+    Unlock {
+        #[arg(long, value_parser = ["transient", "hotfix"])]
+        kind: String,
+    },
+    /// Compare a deployment (default: the booted one) with its image; JSON report.
+    Verify {
+        #[arg(long)]
+        index: Option<usize>,
+    },
     /// Mark the booted deployment good (ends its trial) or bad (the next boot falls back).
     MarkBoot {
         #[arg(value_parser = ["good", "bad"])]
@@ -132,6 +145,7 @@ fn main() {
             | Command::AssessBoot
             | Command::HealthCheck
             | Command::BootFailed
+            | Command::Unlock { .. }
     ));
     let serving = matches!(cli.command, Command::Serve { .. });
     if serving {

@@ -355,6 +355,59 @@ impl ManagerObject {
         Ok(p.into())
     }
 
+    /// Makes the booted deployment's /usr writable: transient (gone at the next boot) or,
+    /// with `hotfix`, until the next update or rollback.
+    async fn unlock(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BusError> {
+        use berth_engine::unlock::UnlockKind;
+        let _call = self.d.call();
+        let f = Flags::parse(&options, &["hotfix"])?;
+        let kind = if f.bool("hotfix")? {
+            UnlockKind::Hotfix
+        } else {
+            UnlockKind::Transient
+        };
+        if let Some(now) = state::booted(&self.d.facts()).and_then(|b| b.unlocked) {
+            return Err(BusError::wrong_state(format!(
+                "the booted deployment is already unlocked ({now})"
+            )));
+        }
+        let details = Details::new("unlock").with("kind", kind.as_str());
+        let (engine, d) = (self.d.engine.clone(), self.d.clone());
+        let work: Work = Box::new(move |progress, cancel| {
+            async move {
+                let mut p = staging(&format!("unlocking /usr ({})", kind.as_str()));
+                progress(&p);
+                cancel.check()?;
+                if engine.is_emulated()? {
+                    let e = engine.clone();
+                    blocking(move || e.unlock(kind)).await?;
+                } else {
+                    // The overlay must be mounted in the host's mount namespace.
+                    let unit = format!("berth-unlock-{}.service", kind.as_str());
+                    crate::hostunit::run(&d.conn, &unit).await?;
+                }
+                tracing::warn!(
+                    "the booted deployment's /usr is unlocked ({})",
+                    kind.as_str()
+                );
+                p.message = "unlocked".into();
+                progress(&p);
+                Ok(serde_json::json!({ "unlocked": kind.as_str() }))
+            }
+            .boxed()
+        });
+        let key = format!("unlock {}", kind.as_str());
+        let p = self
+            .d
+            .begin(&hdr, Kind::Unlock, key, &[Action::Unlock], &details, work)
+            .await?;
+        Ok(p.into())
+    }
+
     /// A deployment differs from its image (emitted by each Verify that finds drift): the
     /// deployment's checksum and serial, and the report as JSON.
     #[zbus(signal)]

@@ -26,6 +26,7 @@ pub enum Kind {
     FactoryReset,
     Cleanup,
     Verify,
+    Unlock,
 }
 
 impl Kind {
@@ -38,6 +39,7 @@ impl Kind {
             Kind::FactoryReset => "factory-reset",
             Kind::Cleanup => "cleanup",
             Kind::Verify => "verify",
+            Kind::Unlock => "unlock",
         }
     }
 }

@@ -44,7 +44,7 @@ fn expected(who: Who, interactive: bool, method: &str) -> Option<&'static str> {
 async fn every_method_for_every_kind_of_caller() {
     let svc = Service::start("bus-auth").await;
     let v2 = svc.env.image("2").to_string();
-    let methods: [(&str, &str); 13] = [
+    let methods: [(&str, &str); 14] = [
         ("GetStatus", ""),
         ("Check", ""),
         ("Update", ""),
@@ -53,6 +53,7 @@ async fn every_method_for_every_kind_of_caller() {
         ("Rollback", ""),
         ("Cleanup", ""),
         ("Verify", ""),
+        ("Unlock", ""),
         ("Pin", "0"),
         ("Unpin", "0"),
         ("Configure", "check"),
@@ -83,7 +84,7 @@ async fn every_method_for_every_kind_of_caller() {
             }
         }
     }
-    assert_eq!(checked, 78);
+    assert_eq!(checked, 84);
     // Refused callers never started anything.
     let log = svc.log();
     assert!(!log.contains("started by uid 64101"), "{log}");

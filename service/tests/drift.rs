@@ -262,3 +262,150 @@ async fn verify_over_the_bus_signals_drift_and_status_shows_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["added"], serde_json::json!(["/usr/share/added.txt"]));
 }
+
+fn status_json(svc: &Service) -> serde_json::Value {
+    let out = berth(svc, Some(users::PLAIN), &["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn booted_entry(v: &serde_json::Value) -> serde_json::Value {
+    v["status"]["berth"]["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["booted"] == true)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_transient_is_gone_after_a_reboot() {
+    let svc = Service::start("unlock-transient").await;
+    let m = svc.manager().await;
+    // Only an administrator, asked every time.
+    let out = berth(&svc, Some(users::GRANTED), &["--no-ask-password", "unlock"]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(booted_entry(&status_json(&svc))["unlocked"].is_null());
+
+    let out = berth(&svc, None, &["unlock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("until the next boot"),
+        "{}",
+        stdout(&out)
+    );
+    let booted = booted_entry(&status_json(&svc));
+    assert_eq!(booted["unlocked"], "transient");
+    let prop = m.booted().await.unwrap();
+    assert_eq!(
+        prop.get("unlocked")
+            .map(|v| String::try_from(v.clone()).unwrap()),
+        Some("transient".to_string())
+    );
+    let out = berth(&svc, Some(users::PLAIN), &["status"]);
+    assert!(
+        stdout(&out).contains("unlocked (transient)"),
+        "{}",
+        stdout(&out)
+    );
+    // Again: already unlocked.
+    let out = berth(&svc, None, &["unlock", "--hotfix"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    // /usr takes a change; the image's objects do not.
+    let usr = svc.env.booted_dir(&svc.engine()).join("usr");
+    std::fs::write(usr.join("bin/local-tool"), "#!/bin/sh\n").unwrap();
+    std::fs::write(usr.join("lib/os-release"), "NAME=Changed\n").unwrap();
+    let out = berth(&svc, None, &["--json", "verify"]);
+    assert_eq!(out.status.code(), Some(101), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["added"], serde_json::json!(["/usr/bin/local-tool"]));
+    assert_eq!(r["changed"][0]["path"], "/usr/lib/os-release");
+    assert_eq!(r["corruptObjects"], serde_json::json!([]));
+    svc.env.fsck();
+
+    // The next boot is the image as built.
+    m.reboot(options([])).await.unwrap();
+    assert!(!usr.join("bin/local-tool").exists());
+    assert!(std::fs::read_to_string(usr.join("lib/os-release"))
+        .unwrap()
+        .contains("Berth Demo OS 1"));
+    assert!(booted_entry(&status_json(&svc))["unlocked"].is_null());
+    let out = berth(&svc, None, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_hotfix_survives_a_reboot_until_the_next_update() {
+    let svc = Service::start("unlock-hotfix").await;
+    let m = svc.manager().await;
+    let before = svc.deployments().len();
+    let out = berth(&svc, None, &["unlock", "--hotfix"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // ostree's way: the image as built is cloned as the rollback.
+    let st = status_json(&svc);
+    let deployments = st["status"]["berth"]["deployments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(deployments.len(), before + 1, "{deployments:#?}");
+    let booted = booted_entry(&st);
+    assert_eq!(booted["unlocked"], "hotfix");
+    let rollback = deployments.iter().find(|d| d["rollback"] == true).unwrap();
+    assert_eq!(rollback["checksum"], booted["checksum"]);
+    assert!(rollback["unlocked"].is_null());
+
+    let usr = svc.env.booted_dir(&svc.engine()).join("usr");
+    std::fs::write(usr.join("bin/hotfix"), "fixed\n").unwrap();
+    // It survives a reboot.
+    m.reboot(options([])).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(usr.join("bin/hotfix")).unwrap(),
+        "fixed\n"
+    );
+    assert_eq!(booted_entry(&status_json(&svc))["unlocked"], "hotfix");
+    let out = berth(&svc, Some(users::PLAIN), &["status"]);
+    assert!(
+        stdout(&out).contains("unlocked (hotfix)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The next update boots the image as built.
+    let done = svc
+        .finish(m.update(options([])).await.unwrap().as_str())
+        .await;
+    assert!(done.success, "{}", done.error_message);
+    let v2 = svc.env.image("2").to_string();
+    let done = svc
+        .finish(m.switch(&v2, options([])).await.unwrap().as_str())
+        .await;
+    assert!(done.success, "{}", done.error_message);
+    m.reboot(options([])).await.unwrap();
+    let booted = booted_entry(&status_json(&svc));
+    assert_eq!(booted["image"]["version"], "2");
+    assert!(booted["unlocked"].is_null());
+    let usr2 = svc.env.booted_dir(&svc.engine()).join("usr");
+    assert!(!usr2.join("bin/hotfix").exists());
+    let out = berth(&svc, None, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    svc.env.fsck();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_after_a_hotfix_boots_the_image_as_built() {
+    let svc = Service::start("unlock-rollback").await;
+    let out = berth(&svc, None, &["unlock", "--hotfix"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let usr = svc.env.booted_dir(&svc.engine()).join("usr");
+    std::fs::write(usr.join("bin/hotfix"), "fixed\n").unwrap();
+    let out = berth(&svc, None, &["rollback", "--reboot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let booted = booted_entry(&status_json(&svc));
+    assert!(booted["unlocked"].is_null(), "{booted:#}");
+    let usr = svc.env.booted_dir(&svc.engine()).join("usr");
+    assert!(!usr.join("bin/hotfix").exists());
+    let out = berth(&svc, None, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

@@ -15,6 +15,11 @@
 #     does not take v3 again from an automatic update; the newer v5, whose boot hangs, is
 #     rebooted by boot-complete.target's job timeout and rolled back the same way. (Scenario 1's
 #     update to v2 passes its trial and is marked good.)
+#   T trust, within scenario 5's boots: with a policy that requires a GPG key for the image,
+#     an update to the unsigned v3 is refused (NotTrusted, exit 4, in status); /usr unlocked
+#     (transient) on v2 takes a file that `berth verify` reports, and it is gone when v2
+#     boots again; unlocked as a hotfix on v2, a file survives the reboots until the update of
+#     scenario 6 boots v4 without it.
 #   6 power cuts during an update to v4 and during the shutdown that finalizes it, each where
 #     it was meant to land: every next boot is the complete old or new version that follows
 #     from where the cut landed, with a clean `ostree fsck`, and a new update then succeeds.
@@ -197,8 +202,33 @@ say "5: boot assessment: v3 fails its health check, v5 hangs its boot; both roll
 # test agent would say anything.
 VM_EXTRA_KARGS=systemd.journald.forward_to_console=1
 vm_publish 3
-vm_step 'berth update; echo "RESULT update-rc=$?"'
+# Trust: a policy that requires a key nobody signed the images with (a fresh GPG key).
+GNUPGHOME=$W/gnupg; mkdir -m 700 "$GNUPGHOME"; export GNUPGHOME
+gpg -q --batch --passphrase '' --quick-gen-key "Berth VM test <vm@berth.test>" default default never 2>/dev/null
+TRUST_KEY=$(gpg --export --armor vm@berth.test)
+unset GNUPGHOME
+vm_step "cp /etc/containers/policy.json /run/policy.orig
+cat > /etc/containers/berth-vm-test.asc <<'KEY'
+$TRUST_KEY
+KEY
+printf '{\"default\": [{\"type\": \"insecureAcceptAnything\"}], \"transports\": {\"docker\": {\"$REGISTRY/berth/vm\": [{\"type\": \"signedBy\", \"keyType\": \"GPGKeys\", \"keyPath\": \"/etc/containers/berth-vm-test.asc\"}]}}}\n' > /etc/containers/policy.json
+berth update; echo \"RESULT untrusted-update-rc=\$?\"
+berth status | grep -a 'last error' | sed 's/^/STATUS /'
+cp /run/policy.orig /etc/containers/policy.json
+berth unlock; echo \"RESULT unlock-rc=\$?\"
+echo transient > /usr/lib/berth-vm-transient; echo \"RESULT usr-write-rc=\$?\"
+berth verify | sed 's/^/VERIFY /'; echo \"RESULT verify-rc=\${PIPESTATUS[0]}\"
+berth status | grep -a unlocked | sed 's/^/STATUS /'
+berth update; echo \"RESULT update-rc=\$?\""
 boot 6-update-to-v3
+check "trust: an update to an unsigned image is refused when the policy requires a key (exit 4)" "$W/6-update-to-v3.log" 'RESULT untrusted-update-rc=4'
+check "trust: the refusal is in status (NotTrusted)" "$W/6-update-to-v3.log" 'STATUS last error: .*signedBy.*NotTrusted'
+check "unlock (transient) exit 0" "$W/6-update-to-v3.log" 'RESULT unlock-rc=0'
+check "unlocked: /usr takes a change" "$W/6-update-to-v3.log" 'RESULT usr-write-rc=0'
+check "berth verify reports the added file (exit 101)" "$W/6-update-to-v3.log" 'VERIFY +added +/usr/lib/berth-vm-transient'
+check "... exit 101" "$W/6-update-to-v3.log" 'RESULT verify-rc=101'
+check "status says unlocked (transient)" "$W/6-update-to-v3.log" 'STATUS .*unlocked \(transient\)'
+
 check "update to v3 exit 0" "$W/6-update-to-v3.log" 'RESULT update-rc=0'
 # The first trial of v3 loses its power while the boot is assessed: the try is spent.
 vm_step ''
@@ -211,6 +241,8 @@ check "v3 booted after the power cut, and its health check failed" "$W/7-v3-try-
 check "the failed trial rebooted at once" "$W/7-v3-try-2.log" 'this trial boot failed; rebooting into the next try'
 check "... and the machine restarted" "$W/7-v3-try-2.log" 'reboot: Restarting system'
 check_not "the failed trial ran no step and did not power off" "$W/7-v3-try-2.log" 'BERTH-STEP-BEGIN|reboot: Power down'
+# Whether the booted deployment is unlocked, as berthd's Booted property says.
+BOOTED_UNLOCKED='busctl get-property org.berth.Berth1 /org/berth/Berth1 org.berth.Berth1.Manager Booted | grep -o "\"unlocked\" s \"[a-z]*\""'
 ST='st=$(berth status --json); echo "RESULT last-failure=$(echo "$st" | grep -o "\"lastFailure\":{[^}]*")"
 echo "RESULT assess=$(systemctl is-active berth-boot-assess.service)"
 echo "RESULT default-first=$(ostree admin status | head -1)"
@@ -222,7 +254,11 @@ vm_step "$ST
 berth config --automatic-updates apply
 berth update --automatic; echo \"RESULT auto-update-rc=\$?\"
 echo \"RESULT staged=\$(berth status --json | grep -c '\"staged\":{')\"
-sed -i 's/^tries = .*/tries = 1/' /etc/berth/berth.toml"
+sed -i 's/^tries = .*/tries = 1/' /etc/berth/berth.toml
+echo \"RESULT transient=\$(cat /usr/lib/berth-vm-transient 2>/dev/null || echo absent)\"
+echo \"RESULT unlocked=[\$($BOOTED_UNLOCKED)]\"
+berth unlock --hotfix; echo \"RESULT hotfix-rc=\$?\"
+echo hotfix > /usr/lib/berth-vm-hotfix"
 boot 7-v3-fell-back
 check "with no try left, GRUB booted the previous deployment" "$W/7-v3-fell-back.log.grub" '^entry=1 .*boot_counter=-1'
 check "back on v2 by itself" "$W/7-v3-fell-back.log" 'BERTH-BOOTED version=2 '
@@ -235,9 +271,15 @@ check "BootAssessment (D-Bus) names the failed update" "$W/7-v3-fell-back.log" '
 check "the automatic update does not take v3 again" "$W/7-v3-fell-back.log" 'Not installing 3: it failed on this machine before'
 check "... and succeeds doing nothing" "$W/7-v3-fell-back.log" 'RESULT auto-update-rc=0'
 check "... nothing staged" "$W/7-v3-fell-back.log" 'RESULT staged=0'
+check "the transient unlock is gone now that v2 booted again" "$W/7-v3-fell-back.log" 'RESULT transient=absent'
+check "... and v2 is not unlocked" "$W/7-v3-fell-back.log" 'RESULT unlocked=\[\]'
+check "unlock --hotfix exit 0" "$W/7-v3-fell-back.log" 'RESULT hotfix-rc=0'
 vm_publish 5
-vm_step 'berth update --automatic; echo "RESULT auto-update-rc=$?"'
+HOTFIX='echo "RESULT hotfix=$(cat /usr/lib/berth-vm-hotfix 2>/dev/null || echo absent) [$('"$BOOTED_UNLOCKED"')]"'
+vm_step "$HOTFIX
+berth update --automatic; echo \"RESULT auto-update-rc=\$?\""
 boot 7-update-to-v5
+check "the hotfix survived the reboot, still unlocked (hotfix)" "$W/7-update-to-v5.log" 'RESULT hotfix=hotfix \["unlocked" s "hotfix"\]'
 check "v2 stays the default (no fallback to v3)" "$W/7-update-to-v5.log.grub" '^entry=0 '
 check "v2 booted again" "$W/7-update-to-v5.log" 'BERTH-BOOTED version=2 '
 check "the automatic update takes the newer v5" "$W/7-update-to-v5.log" 'Version 5 is staged'
@@ -255,7 +297,8 @@ check "berth status says so" "$W/8-after-v5.log" 'STATUS Update to 5 did not fin
 
 say "6: power cuts during an update to v4 (a 48 MB layer) and during its finalization"
 vm_publish 4
-VERIFY='v=$(cat /usr/lib/berth-test-version)
+VERIFY=$HOTFIX'
+v=$(cat /usr/lib/berth-test-version)
 st=$(berth status --json)
 echo "RESULT fsck=$(ostree fsck >/dev/null 2>&1; echo $?)"
 booted=${st#*\"booted\":}; booted=${booted%%\"rollback\":*}
@@ -364,6 +407,8 @@ VM_LOG_WRITES=lost boot 10-update-after-cuts
 check_after_cut "${prev%%|*}" "${prev#*|}" "$prev_expect" "$W/10-update-after-cuts.log"
 if [ "$prev_expect" = 4 ]; then final=2; else final=4; fi
 check "an update to v$final after the cuts succeeds" "$W/10-update-after-cuts.log" 'RESULT update-rc=0'
+check "the hotfix was there until the update (v2 before the first cut)" "$W/9-cut-1.log" 'RESULT hotfix=hotfix \["unlocked" s "hotfix"\]'
+check "the update booted v4 as built: no hotfix, not unlocked" "$W/10-update-after-cuts.log" 'RESULT hotfix=absent \[\]'
 # The shutdown that finalized it, losing everything after one of its flushes: the log from
 # the test agent's mark on holds the finalization and the unmount. A cut at a hold point
 # loses nothing (the guest flushes while it waits); these cuts land anywhere. Flushes spread

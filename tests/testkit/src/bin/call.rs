@@ -60,7 +60,7 @@ async fn call(
             let s: Option<String> = p.call_with_flags(method, flags, &()).await?;
             return Ok(format!("{} bytes of status", s.unwrap_or_default().len()));
         }
-        "Check" | "Update" | "Rollback" | "FactoryReset" | "Cleanup" | "Verify" => {
+        "Check" | "Update" | "Rollback" | "FactoryReset" | "Cleanup" | "Verify" | "Unlock" => {
             p.call_with_flags(method, flags, &(options([]),)).await?
         }
         "UpdateFromDownloaded" => {

@@ -119,6 +119,7 @@ function StatusCard({ snap, admin, act, pending }) {
                                 ["row-image", booted.image],
                                 ["row-digest", fmt.shortDigest(booted.digest)],
                                 ["row-signature", fmt.signature(booted)],
+                                ["row-modifications", fmt.modifications(booted)],
                                 ["row-built", fmt.date(booted.timestamp)],
                                 ["cockpit-last-checked", m.lastCheck ? fmt.dateTime(m.lastCheck) : _("hero-not-checked")],
                             ].filter(([, v]) => v).map(([key, value]) => (

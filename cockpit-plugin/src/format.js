@@ -52,6 +52,17 @@ export function signature(d) {
     return d.signature === "unverified" ? _("signature-unverified") : "";
 }
 
+/// Local changes to /usr: unlocked, and the last drift check; "" when neither applies.
+export function modifications(d) {
+    const parts = [];
+    if (d.unlocked) parts.push(_("modifications-unlocked", { kind: d.unlocked }));
+    if (d.drift === "clean") parts.push(_("modifications-clean"));
+    if (d.drift === "drifted") {
+        parts.push(_("modifications-drifted", { paths: d["drift-paths"] || 0, corrupt: d["drift-corrupt-objects"] || 0 }));
+    }
+    return parts.join(" · ");
+}
+
 export function version(v, digest) {
     return v || shortDigest(digest) || _("unknown");
 }

@@ -307,6 +307,15 @@ step("the page speaks German to a German browser", async () => {
     await s.context.close();
 });
 
+step("local changes to /usr are shown: unlocked, and what the drift check found", async () => {
+    const s = await login(ctx.browser, VIEWER, "en-US");
+    expect(await s.frame.locator('#system [data-row="row-modifications"]').count() === 0, "row shown for the image as built");
+    await ctx.control.request("unlock-and-modify");
+    await waitRow(s.frame, "row-modifications", "Unlocked until the next restart · Differs from the image: 1 file");
+    await shot(s, "local-changes");
+    await s.context.close();
+});
+
 async function main() {
     fs.mkdirSync(SHOTS, { recursive: true });
     ctx.control = await Control.connect(env("BERTH_CONTROL"));

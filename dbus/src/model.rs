@@ -30,6 +30,34 @@ pub struct Deployment {
     pub pinned: bool,
     /// How the signature policy let the image in; None when berthd did not record it.
     pub signature: Option<Signature>,
+    /// `/usr` is writable: `transient` or `hotfix`.
+    pub unlocked: Option<String>,
+    /// The last drift check (`berth verify`), if any.
+    pub drift: Option<Drift>,
+}
+
+/// What the last drift check of a deployment found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drift {
+    Clean,
+    /// Paths changed, added or removed, and repository objects damaged.
+    Drifted {
+        paths: u32,
+        corrupt_objects: u32,
+    },
+}
+
+impl Drift {
+    fn from_options(o: &Options) -> Option<Drift> {
+        match string(o, "drift")?.as_str() {
+            "clean" => Some(Drift::Clean),
+            "drifted" => Some(Drift::Drifted {
+                paths: value::<u32>(o, "drift-paths").unwrap_or(0),
+                corrupt_objects: value::<u32>(o, "drift-corrupt-objects").unwrap_or(0),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What the signature policy found when the image came in.
@@ -78,6 +106,8 @@ impl Deployment {
             checksum: string(o, "checksum").unwrap_or_default(),
             pinned: value::<bool>(o, "pinned").unwrap_or(false),
             signature: Signature::from_options(o),
+            unlocked: string(o, "unlocked"),
+            drift: Drift::from_options(o),
         })
     }
 

@@ -802,6 +802,15 @@ impl Engine {
         crate::unlock::unlock(&self.open_sysroot()?, kind)
     }
 
+    /// At boot: mounts the booted deployment's hotfix overlay on /usr, if it has one.
+    pub fn mount_hotfix(&self) -> Result<bool> {
+        let sysroot = self.open_sysroot()?;
+        match deps::booted(&sysroot) {
+            Some(b) => crate::unlock::mount_hotfix(&sysroot, &b),
+            None => Ok(false),
+        }
+    }
+
     /// Compares deployment `index` (default: the booted one) with its commit and checks the
     /// repository's objects behind it; the report is kept for status.
     pub fn verify(

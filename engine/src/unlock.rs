@@ -1,16 +1,21 @@
 //! Unlocked deployments: a writable overlay on the booted deployment's `/usr` for local
 //! changes, as `ostree admin unlock` makes it.
 //!
-//! - transient: the overlay's upper layer is thrown away at the next boot;
-//! - hotfix: the upper layer lives in the deployment (`.usr-ovl-upper`) and is mounted again
-//!   at each boot of it (ostree-prepare-root does it), until an update or a rollback boots
-//!   another deployment. ostree first clones the deployment as the rollback, so a rollback
-//!   returns to the image as built.
+//! - transient: the overlay's upper layer is thrown away at the next boot (libostree's
+//!   "development" unlock on the running system);
+//! - hotfix: the upper layer lives in the deployment (`.berth-usr-upper`) and is mounted again
+//!   at each boot of it, until an update or a rollback boots another deployment. As ostree
+//!   does, the deployment is first cloned as the rollback, so a rollback returns to the image
+//!   as built.
 //!
-//! On the running system libostree does it, and the mount must land in the host's mount
-//! namespace (berthd runs the unlock through a unit for that). On an emulated sysroot Berth
-//! does the same with the emulated booted deployment's checkout, and the emulated reboot
-//! plays ostree-prepare-root's part.
+//! Berth mounts a hotfix itself, in the booted system (`berth-hotfix.service`, early in each
+//! boot), not as ostree does from the initramfs (ostree-prepare-root mounts `.usr-ovl-*`):
+//! an initramfs without the overlay module (Debian's dracut leaves it out) would fail to
+//! boot the deployment at all, and the machine would stop in an emergency shell.
+//!
+//! The mount must land in the host's mount namespace (berthd runs the unlock through a unit
+//! for that). On an emulated sysroot the overlay goes on the emulated booted deployment's
+//! checkout, and the emulated reboot plays the boot's part.
 
 use crate::deployments::{self as deps, Locked};
 use crate::error::{Context as _, Error, Result};
@@ -20,9 +25,10 @@ use std::path::{Path, PathBuf};
 
 /// Transient overlays of the emulation: `<key>/{upper,work}`.
 const EMULATED_TRANSIENT: &str = "ostree/berth/unlocked";
-/// ostree's hotfix overlay directories, inside the deployment.
-const HOTFIX_UPPER: &str = ".usr-ovl-upper";
-const HOTFIX_WORK: &str = ".usr-ovl-work";
+/// A hotfix's overlay directories, inside the deployment (not ostree's `.usr-ovl-*`, which
+/// ostree-prepare-root would mount from the initramfs).
+const HOTFIX_UPPER: &str = ".berth-usr-upper";
+const HOTFIX_WORK: &str = ".berth-usr-work";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,12 +62,9 @@ pub fn state(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> Option<Unlock
         U::Hotfix => return Some(UnlockKind::Hotfix),
         _ => {}
     }
-    if !deps::is_emulated(sysroot) {
-        return None;
-    }
     if deps::deployment_dir(sysroot, d).join(HOTFIX_WORK).is_dir() {
         Some(UnlockKind::Hotfix)
-    } else if transient_dir(sysroot, d).is_dir() {
+    } else if deps::is_emulated(sysroot) && transient_dir(sysroot, d).is_dir() {
         Some(UnlockKind::Transient)
     } else {
         None
@@ -79,31 +82,33 @@ pub fn unlock(sysroot: &ostree::Sysroot, kind: UnlockKind) -> Result<()> {
             k.as_str()
         )));
     }
-    if !deps::is_emulated(sysroot) {
-        let how = match kind {
-            UnlockKind::Transient => ostree::DeploymentUnlockedState::Development,
-            UnlockKind::Hotfix => ostree::DeploymentUnlockedState::Hotfix,
-        };
-        return sysroot
-            .deployment_unlock(&booted, how, gio::Cancellable::NONE)
-            .ctx(|| format!("unlock /usr ({})", kind.as_str()));
-    }
+    let emulated = deps::is_emulated(sysroot);
     let dir = deps::deployment_dir(sysroot, &booted);
+    let live_usr = live_usr(sysroot, &dir);
     match kind {
+        UnlockKind::Transient if !emulated => sysroot
+            .deployment_unlock(
+                &booted,
+                ostree::DeploymentUnlockedState::Development,
+                gio::Cancellable::NONE,
+            )
+            .ctx(|| "unlock /usr (transient)".into()),
         UnlockKind::Transient => {
             let t = transient_dir(sysroot, &booted);
             let (upper, work) = (t.join("upper"), t.join("work"));
             create_dirs(&[&upper, &work])?;
-            mount_overlay(&dir.join("usr"), &upper, &work).inspect_err(|_| {
+            mount_overlay(&dir.join("usr"), &live_usr, &upper, &work).inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&t);
             })
         }
         UnlockKind::Hotfix => {
+            // The clone first: libostree makes /sysroot writable for it. Should the rest
+            // fail, a spare rollback of the same commit is all that is left.
+            clone_as_rollback(sysroot, &booted)?;
             let (upper, work) = (dir.join(HOTFIX_UPPER), dir.join(HOTFIX_WORK));
             // The deployment's root is sealed (immutable), as ostree leaves it.
-            deps::with_unsealed(&dir, || create_dirs(&[&upper, &work]))?;
-            let done = clone_as_rollback(sysroot, &booted)
-                .and_then(|()| mount_overlay(&dir.join("usr"), &upper, &work));
+            let done = deps::with_unsealed(&dir, || create_dirs(&[&upper, &work]))
+                .and_then(|()| mount_overlay(&dir.join("usr"), &live_usr, &upper, &work));
             if done.is_err() {
                 // Not unlocked after all: the directories would say it is.
                 let _ = deps::with_unsealed(&dir, || {
@@ -150,13 +155,24 @@ fn transient_dir(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> PathBuf {
         .join(crate::drift::key(d))
 }
 
-fn mount_overlay(usr: &Path, upper: &Path, work: &Path) -> Result<()> {
+/// Where the booted deployment's /usr is seen: `/usr` of the running system, else the
+/// emulated booted checkout.
+fn live_usr(sysroot: &ostree::Sysroot, deployment_dir: &Path) -> PathBuf {
+    if deps::is_emulated(sysroot) {
+        deployment_dir.join("usr")
+    } else {
+        PathBuf::from("/usr")
+    }
+}
+
+/// Mounts an overlay of `lower` with `upper` on `target`.
+fn mount_overlay(lower: &Path, target: &Path, upper: &Path, work: &Path) -> Result<()> {
     // The options are a comma-separated list: a path with a comma or colon cannot be named.
-    let paths = [usr, upper, work].map(|p| p.to_string_lossy().into_owned());
+    let paths = [lower, upper, work].map(|p| p.to_string_lossy().into_owned());
     if paths.iter().any(|p| p.contains([',', ':', '\\'])) {
         return Err(Error::Unsupported(format!(
             "an overlay cannot name {} (comma, colon or backslash in the path)",
-            usr.display()
+            lower.display()
         )));
     }
     let data = format!(
@@ -164,15 +180,20 @@ fn mount_overlay(usr: &Path, upper: &Path, work: &Path) -> Result<()> {
         paths[0], paths[1], paths[2]
     );
     let data = std::ffi::CString::new(data)
-        .map_err(|_| Error::Unsupported(format!("{}: NUL in the path", usr.display())))?;
+        .map_err(|_| Error::Unsupported(format!("{}: NUL in the path", lower.display())))?;
     rustix::mount::mount(
         "overlay",
-        usr,
+        target,
         "overlay",
         rustix::mount::MountFlags::empty(),
         data.as_c_str(),
     )
-    .map_err(|e| Error::io(format!("mount an overlay on {}", usr.display()), e.into()))
+    .map_err(|e| {
+        Error::io(
+            format!("mount an overlay on {}", target.display()),
+            e.into(),
+        )
+    })
 }
 
 fn is_mount_point(dir: &Path) -> bool {
@@ -187,7 +208,7 @@ fn is_mount_point(dir: &Path) -> bool {
 }
 
 /// The emulated reboot's part: every overlay goes, transient ones for good; the deployment
-/// that boots gets its hotfix overlay again, as ostree-prepare-root mounts it.
+/// that boots gets its hotfix overlay again, as berth-hotfix.service mounts it.
 pub fn emulated_boot(sysroot: &ostree::Sysroot, next: &ostree::Deployment) -> Result<()> {
     for d in sysroot.deployments() {
         let usr = deps::deployment_dir(sysroot, &d).join("usr");
@@ -203,13 +224,27 @@ pub fn emulated_boot(sysroot: &ostree::Sysroot, next: &ostree::Deployment) -> Re
         }
         _ => {}
     }
-    let dir = deps::deployment_dir(sysroot, next);
-    if dir.join(HOTFIX_WORK).is_dir() {
-        mount_overlay(
-            &dir.join("usr"),
-            &dir.join(HOTFIX_UPPER),
-            &dir.join(HOTFIX_WORK),
-        )?;
+    mount_hotfix(sysroot, next).map(|_| ())
+}
+
+/// Early in each boot (berth-hotfix.service) and in the emulated one: mounts the booted
+/// deployment's hotfix overlay, if it has one and it is not mounted yet. Returns whether it
+/// mounted it.
+pub fn mount_hotfix(sysroot: &ostree::Sysroot, booted: &ostree::Deployment) -> Result<bool> {
+    let dir = deps::deployment_dir(sysroot, booted);
+    let work = dir.join(HOTFIX_WORK);
+    if !work.is_dir() {
+        return Ok(false);
     }
-    Ok(())
+    let target = live_usr(sysroot, &dir);
+    if is_overlay(&target) {
+        return Ok(false);
+    }
+    mount_overlay(&dir.join("usr"), &target, &dir.join(HOTFIX_UPPER), &work)?;
+    Ok(true)
+}
+
+fn is_overlay(path: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
 }

@@ -1,6 +1,6 @@
 //! How berthd's facts read in the window: versions, phases, sizes, dates.
 
-use berth_dbus::model::{short_key, Deployment, Signature};
+use berth_dbus::model::{short_key, Deployment, Drift, Signature};
 use berth_l10n::fl;
 
 /// "Version 2", or the short digest when the image carries no version label.
@@ -25,6 +25,30 @@ pub fn signature(d: &Deployment) -> Option<String> {
         }
         Signature::Unverified => fl!("signature-unverified"),
     })
+}
+
+/// Local changes to /usr: unlocked, and what the last drift check found; None when neither
+/// applies (the image as built, never checked).
+pub fn modifications(d: &Deployment) -> Option<String> {
+    let unlocked = d
+        .unlocked
+        .as_deref()
+        .map(|kind| fl!("modifications-unlocked", kind = kind));
+    let drift = d.drift.as_ref().map(|drift| match drift {
+        Drift::Clean => fl!("modifications-clean"),
+        Drift::Drifted {
+            paths,
+            corrupt_objects,
+        } => fl!(
+            "modifications-drifted",
+            paths = i64::from(*paths),
+            corrupt = i64::from(*corrupt_objects)
+        ),
+    });
+    match (unlocked, drift) {
+        (None, None) => None,
+        (a, b) => Some(a.into_iter().chain(b).collect::<Vec<_>>().join(" · ")),
+    }
 }
 
 /// The big title while a transaction of `kind` runs.

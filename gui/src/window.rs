@@ -93,6 +93,7 @@ pub struct Widgets {
     pub image_row: adw::ActionRow,
     pub digest_row: adw::ActionRow,
     pub signature_row: adw::ActionRow,
+    pub modifications_row: adw::ActionRow,
     pub built_row: adw::ActionRow,
     pub policy_row: adw::ComboRow,
     pub versions: adw::PreferencesGroup,
@@ -228,6 +229,7 @@ impl Window {
         let image_row = row(fl!("row-image"));
         let digest_row = row(fl!("row-digest"));
         let signature_row = row(fl!("row-signature"));
+        let modifications_row = row(fl!("row-modifications"));
         let built_row = row(fl!("row-built"));
         let system = adw::PreferencesGroup::builder()
             .title(fl!("group-system"))
@@ -238,6 +240,7 @@ impl Window {
             &image_row,
             &digest_row,
             &signature_row,
+            &modifications_row,
             &built_row,
         ] {
             system.add(r);
@@ -310,6 +313,7 @@ impl Window {
             image_row,
             digest_row,
             signature_row,
+            modifications_row,
             built_row,
             policy_row,
             versions,
@@ -1071,6 +1075,10 @@ impl Window {
         w.signature_row.set_visible(signature.is_some());
         w.signature_row
             .set_subtitle(&signature.unwrap_or_else(dash));
+        let modifications = b.and_then(present::modifications);
+        w.modifications_row.set_visible(modifications.is_some());
+        w.modifications_row
+            .set_subtitle(&modifications.unwrap_or_else(dash));
         w.built_row.set_subtitle(
             &b.and_then(|b| b.timestamp.as_deref().and_then(present::date))
                 .unwrap_or_else(dash),

@@ -734,6 +734,22 @@ mod child {
             )
         })
         .await;
+        step(res, "local_changes_are_shown", async {
+            expect(
+                "no local changes row for the image as built",
+                !w.modifications_row.is_visible(),
+                || "shown".into(),
+            )?;
+            ctl.ask("unlock-and-modify").await?;
+            let want = "Unlocked until the next restart · Differs from the image: 1 file";
+            wait_for("the local changes row", || {
+                w.modifications_row.is_visible()
+                    && w.modifications_row.subtitle().as_deref() == Some(want)
+            })
+            .await?;
+            shot(&w.window, "local-changes").await
+        })
+        .await;
     }
 
     async fn german_scenario(win: &Window, res: &Checks) {

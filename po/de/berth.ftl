@@ -115,6 +115,19 @@ row-digest = Prüfsumme
 row-signature = Signatur
 signature-signed = Signiert von { $keys }
 signature-unverified = Nicht geprüft
+row-modifications = Lokale Änderungen
+modifications-unlocked = { $kind ->
+    [hotfix] Entsperrt bis zur nächsten Aktualisierung (Hotfix)
+   *[other] Entsperrt bis zum nächsten Neustart
+ }
+modifications-clean = Entspricht dem Abbild
+modifications-drifted = Weicht vom Abbild ab: { $paths ->
+    [one] 1 Datei
+   *[other] { $paths } Dateien
+ }{ $corrupt ->
+    [0] {""}
+   *[other] , { $corrupt } beschädigt
+ }
 row-built = Erstellt
 
 group-automatic = Automatische Aktualisierungen

@@ -115,6 +115,19 @@ row-digest = Digest
 row-signature = Signature
 signature-signed = Signed by { $keys }
 signature-unverified = Not verified
+row-modifications = Local changes
+modifications-unlocked = { $kind ->
+    [hotfix] Unlocked until the next update (hotfix)
+   *[other] Unlocked until the next restart
+ }
+modifications-clean = Matches the image
+modifications-drifted = Differs from the image: { $paths ->
+    [one] 1 file
+   *[other] { $paths } files
+ }{ $corrupt ->
+    [0] {""}
+   *[other] , { $corrupt } damaged
+ }
 row-built = Built
 
 group-automatic = Automatic updates

@@ -115,6 +115,19 @@ row-digest = Empreinte
 row-signature = Signature
 signature-signed = Signée par { $keys }
 signature-unverified = Non vérifiée
+row-modifications = Modifications locales
+modifications-unlocked = { $kind ->
+    [hotfix] Déverrouillé jusqu'à la prochaine mise à jour (correctif)
+   *[other] Déverrouillé jusqu'au prochain redémarrage
+ }
+modifications-clean = Conforme à l'image
+modifications-drifted = Diffère de l'image : { $paths ->
+    [one] 1 fichier
+   *[other] { $paths } fichiers
+ }{ $corrupt ->
+    [0] {""}
+   *[other] , { $corrupt } endommagés
+ }
 row-built = Construite le
 
 group-automatic = Mises à jour automatiques

@@ -134,6 +134,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             println!("/usr is unlocked ({})", kind.as_str());
         }
+        Command::MountHotfix => {
+            if engine.mount_hotfix()? {
+                tracing::warn!("/usr is unlocked: the booted deployment's hotfix is mounted");
+            }
+        }
         Command::Verify { index } => {
             let report = engine.verify(index, progress, &cancel)?;
             print_json(&report)?;

@@ -123,6 +123,9 @@ pub enum Command {
         #[arg(long, value_parser = ["transient", "hotfix"])]
         kind: String,
     },
+    /// Early in each boot (berth-hotfix.service): mount the booted deployment's hotfix
+    /// overlay on /usr, if it has one.
+    MountHotfix,
     /// Compare a deployment (default: the booted one) with its image; JSON report.
     Verify {
         #[arg(long)]
@@ -146,6 +149,7 @@ fn main() {
             | Command::HealthCheck
             | Command::BootFailed
             | Command::Unlock { .. }
+            | Command::MountHotfix
     ));
     let serving = matches!(cli.command, Command::Serve { .. });
     if serving {

@@ -54,6 +54,12 @@ pub fn deployment_dict(d: Option<&DeploymentInfo>) -> Dict {
         m.insert("drift".into(), owned(Value::from(word)));
         m.insert("drift-summary".into(), owned(Value::from(drift.text())));
         m.insert("drift-checked".into(), owned(Value::from(drift.checked_at)));
+        let paths = drift.changed + drift.added + drift.removed;
+        m.insert("drift-paths".into(), owned(Value::from(paths as u32)));
+        m.insert(
+            "drift-corrupt-objects".into(),
+            owned(Value::from(drift.corrupt_objects as u32)),
+        );
     }
     if let Some(name) = &d.os_name {
         m.insert("os-name".into(), owned(Value::from(name.as_str())));

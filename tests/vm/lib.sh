@@ -53,7 +53,7 @@ vm_build_images() {
   cp "$REPO/dbus/org.berth.Berth1.service" "$pkg/usr/share/dbus-1/system-services/"
   for f in berthd berth-automatic-update berth-finalize-staged berth-boot-assess \
            berth-health-check berth-boot-good berth-boot-failed berth-unlock-transient \
-           berth-unlock-hotfix; do
+           berth-unlock-hotfix berth-hotfix; do
     cp "$REPO/dbus/$f.service" "$unit/"
   done
   cp "$REPO/dbus/berth-automatic-update.timer" "$unit/"

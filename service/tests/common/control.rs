@@ -83,6 +83,28 @@ fn retag(svc: &Service, from: &str) -> Result<(), String> {
     st.success().then_some(()).ok_or("skopeo failed".into())
 }
 
+fn unlock_and_modify(svc: &Service) -> Result<(), String> {
+    let berth = |args: &[&str]| {
+        Command::new(berth_bin())
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())
+    };
+    let st = berth(&["--quiet", "unlock"])?;
+    if !st.success() {
+        return Err(format!("berth unlock: {st}"));
+    }
+    let usr = svc.env.booted_dir(&svc.engine()).join("usr");
+    std::fs::write(usr.join("share/local-change.txt"), "local\n").map_err(|e| e.to_string())?;
+    match berth(&["--quiet", "verify"])?.code() {
+        Some(101) => Ok(()),
+        other => Err(format!("berth verify: exit {other:?}, not 101")),
+    }
+}
+
 async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> String {
     let result: Result<(), String> = match request {
         "publish 2" => retag(svc, "2"),
@@ -113,6 +135,8 @@ async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> Str
             },
             None => Err("no CLI running".into()),
         },
+        // Root unlocks /usr, changes a file there and runs a drift check.
+        "unlock-and-modify" => unlock_and_modify(svc),
         "kill-berthd" => {
             if let Some(mut b) = svc.berthd.take() {
                 b.kill();

@@ -9,7 +9,7 @@ export function size(bytes) {
     return _("size-bytes", { size: String(bytes) });
 }
 
-const PHASES = ["queued", "checking", "downloading", "importing", "staging", "cleanup", "done"];
+const PHASES = ["queued", "checking", "downloading", "importing", "staging", "cleanup", "verifying", "done"];
 
 export function phase(name) {
     return _(PHASES.includes(name) ? `phase-${name}` : "phase-working");

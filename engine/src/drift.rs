@@ -136,13 +136,14 @@ pub fn check(
     list_commit(&usr, PathBuf::new(), &mut expected, cancel)?;
     let objects: BTreeSet<String> = expected.iter().filter_map(|e| e.object.clone()).collect();
     let total = (expected.len() + objects.len()) as u64;
+    // Entries and objects are counted as "layers": the bytes fields mean bytes to clients.
     let report = |done: u64, message: &str| {
         progress(&Progress {
             phase: Phase::Verifying,
-            bytes_done: done,
-            bytes_total: total,
-            layers_done: 0,
-            layers_total: 0,
+            bytes_done: 0,
+            bytes_total: 0,
+            layers_done: done as usize,
+            layers_total: total as usize,
             message: message.into(),
         })
     };

@@ -16,6 +16,7 @@ phase-downloading = Wird heruntergeladen
 phase-importing = Wird entpackt
 phase-staging = Nächster Start wird vorbereitet
 phase-cleanup = Wird aufgeräumt
+phase-verifying = Wird mit dem Abbild verglichen
 phase-done = Wird abgeschlossen
 phase-working = In Arbeit
 

@@ -16,6 +16,7 @@ phase-downloading = Downloading
 phase-importing = Unpacking
 phase-staging = Preparing the next start
 phase-cleanup = Cleaning up
+phase-verifying = Comparing with the image
 phase-done = Finishing
 phase-working = Working
 

@@ -16,6 +16,7 @@ phase-downloading = Téléchargement
 phase-importing = Décompression
 phase-staging = Préparation du prochain démarrage
 phase-cleanup = Nettoyage
+phase-verifying = Comparaison avec l'image
 phase-done = Finalisation
 phase-working = En cours
 

@@ -35,6 +35,7 @@ pub fn phase(phase: &str) -> String {
         "importing" => fl!("phase-importing"),
         "staging" => fl!("phase-staging"),
         "cleanup" => fl!("phase-cleanup"),
+        "verifying" => fl!("phase-verifying"),
         "done" => fl!("phase-done"),
         _ => fl!("phase-working"),
     }

@@ -5,23 +5,10 @@ mod common;
 
 use berth_dbus::options;
 use berth_testkit::bus::{as_user, users, Berthd, Bus, BusOptions};
-use common::service::{berth_bin, berthd_bin, stderr, stdout, Service};
+use common::service::{berth, berth_bin, berthd_bin, stderr, stdout, Service};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn berth(svc: &Service, user: Option<&str>, args: &[&str]) -> Output {
-    let bin = berth_bin();
-    let mut cmd = match user {
-        Some(u) => as_user(u, bin.to_str().unwrap()),
-        None => Command::new(&bin),
-    };
-    cmd.args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_status_check_update_as_users() {

@@ -6,14 +6,13 @@ mod common;
 use berth_dbus::options;
 use berth_engine::drift::{Aspect, Change, DriftReport};
 use berth_engine::{progress, Cancel};
-use berth_testkit::bus::{as_user, users};
+use berth_testkit::bus::users;
 use berth_testkit::image::{self, Entry, Layer};
-use common::service::{berth_bin, stderr, stdout, Service};
+use common::service::{berth, stderr, stdout, Service};
 use common::Env;
 use futures_util::StreamExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 /// Writes `content` as a new file (a new inode, so the repository's object behind the old
 /// one stays intact) and renames it over `path`.
@@ -171,18 +170,6 @@ async fn drift_names_every_difference_exactly() {
     assert!(matches!(e, berth_engine::Error::WrongState(_)), "{e}");
 }
 
-fn berth(svc: &Service, user: Option<&str>, args: &[&str]) -> std::process::Output {
-    let bin = berth_bin();
-    let mut cmd = match user {
-        Some(u) => as_user(u, bin.to_str().unwrap()),
-        None => Command::new(&bin),
-    };
-    cmd.args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_over_the_bus_signals_drift_and_status_shows_it() {
     let svc = Service::start("drift-bus").await;
@@ -194,12 +181,7 @@ async fn verify_over_the_bus_signals_drift_and_status_shows_it() {
     assert!(done.success, "{}", done.error_message);
     assert_eq!(done.result["changed"], serde_json::json!([]));
     let booted = m.booted().await.unwrap();
-    assert_eq!(
-        booted
-            .get("drift")
-            .map(|v| String::try_from(v.clone()).unwrap()),
-        Some("clean".to_string())
-    );
+    assert_eq!(entry(&booted, "drift"), Some("clean".to_string()));
 
     // Only those polkit allows may run it (it reads all of /usr).
     let out = berth(&svc, Some(users::PLAIN), &["--no-ask-password", "verify"]);
@@ -234,22 +216,12 @@ async fn verify_over_the_bus_signals_drift_and_status_shows_it() {
         .unwrap()
         .unwrap();
     let (checksum, _serial, report): (String, i32, String) = msg.body().deserialize().unwrap();
-    assert_eq!(
-        Some(checksum),
-        booted
-            .get("checksum")
-            .map(|v| String::try_from(v.clone()).unwrap())
-    );
+    assert_eq!(Some(checksum), entry(&booted, "checksum"));
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["added"], serde_json::json!(["/usr/share/added.txt"]));
 
     let booted = m.booted().await.unwrap();
-    assert_eq!(
-        booted
-            .get("drift")
-            .map(|v| String::try_from(v.clone()).unwrap()),
-        Some("drifted".to_string())
-    );
+    assert_eq!(entry(&booted, "drift"), Some("drifted".to_string()));
     let out = berth(&svc, Some(users::PLAIN), &["status"]);
     assert!(
         stdout(&out).contains("/usr differs from the image: 0 changed, 1 added"),
@@ -261,6 +233,11 @@ async fn verify_over_the_bus_signals_drift_and_status_shows_it() {
     assert_eq!(out.status.code(), Some(101), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["added"], serde_json::json!(["/usr/share/added.txt"]));
+}
+
+/// A string entry of a deployment property (Booted, ...).
+fn entry(d: &berth_dbus::Options, key: &str) -> Option<String> {
+    d.get(key).map(|v| String::try_from(v.clone()).unwrap())
 }
 
 fn status_json(svc: &Service) -> serde_json::Value {
@@ -298,11 +275,7 @@ async fn unlock_transient_is_gone_after_a_reboot() {
     let booted = booted_entry(&status_json(&svc));
     assert_eq!(booted["unlocked"], "transient");
     let prop = m.booted().await.unwrap();
-    assert_eq!(
-        prop.get("unlocked")
-            .map(|v| String::try_from(v.clone()).unwrap()),
-        Some("transient".to_string())
-    );
+    assert_eq!(entry(&prop, "unlocked"), Some("transient".to_string()));
     let out = berth(&svc, Some(users::PLAIN), &["status"]);
     assert!(
         stdout(&out).contains("unlocked (transient)"),

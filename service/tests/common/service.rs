@@ -242,6 +242,20 @@ impl Service {
     }
 }
 
+/// The `berth` CLI as `user` (root when None) against this berthd, stdin closed.
+pub fn berth(svc: &Service, user: Option<&str>, args: &[&str]) -> Output {
+    let bin = berth_bin();
+    let mut cmd = match user {
+        Some(u) => berth_testkit::bus::as_user(u, bin.to_str().unwrap()),
+        None => std::process::Command::new(&bin),
+    };
+    cmd.args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &svc.bus.address)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// The D-Bus error name of a failed call.
 pub fn error_name(e: &zbus::Error) -> String {
     match e {

@@ -84,7 +84,7 @@ pub fn unlock(sysroot: &ostree::Sysroot, kind: UnlockKind) -> Result<()> {
     }
     let emulated = deps::is_emulated(sysroot);
     let dir = deps::deployment_dir(sysroot, &booted);
-    let live_usr = live_usr(sysroot, &dir);
+    let live_usr = crate::drift::usr_of(sysroot, &booted);
     match kind {
         UnlockKind::Transient if !emulated => sysroot
             .deployment_unlock(
@@ -153,16 +153,6 @@ fn transient_dir(sysroot: &ostree::Sysroot, d: &ostree::Deployment) -> PathBuf {
     deps::sysroot_path(sysroot)
         .join(EMULATED_TRANSIENT)
         .join(crate::drift::key(d))
-}
-
-/// Where the booted deployment's /usr is seen: `/usr` of the running system, else the
-/// emulated booted checkout.
-fn live_usr(sysroot: &ostree::Sysroot, deployment_dir: &Path) -> PathBuf {
-    if deps::is_emulated(sysroot) {
-        deployment_dir.join("usr")
-    } else {
-        PathBuf::from("/usr")
-    }
 }
 
 /// Mounts an overlay of `lower` with `upper` on `target`.
@@ -236,7 +226,7 @@ pub fn mount_hotfix(sysroot: &ostree::Sysroot, booted: &ostree::Deployment) -> R
     if !work.is_dir() {
         return Ok(false);
     }
-    let target = live_usr(sysroot, &dir);
+    let target = crate::drift::usr_of(sysroot, booted);
     if is_overlay(&target) {
         return Ok(false);
     }

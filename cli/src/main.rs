@@ -7,6 +7,7 @@
 mod agent;
 mod client;
 mod progress;
+mod settings;
 mod status;
 
 use berth_dbus::{exit_code_for, options, CallError, Client};
@@ -120,10 +121,14 @@ enum Command {
     Cancel,
     /// Follow berthd's state and progress until interrupted.
     Monitor,
-    /// Change settings: --automatic-updates off|check|download|apply.
+    /// Show the automatic-update settings and schedule; change them with --set KEY=VALUE
+    /// (keys of berth.toml's [automatic]; reboot-windows: "Mon-Fri 02:00-05:00;Sat 03:00-04:00").
     Config {
+        /// The policy: off, check, download or apply (as --set policy=...).
         #[arg(long)]
         automatic_updates: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -146,14 +151,14 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<i32, CallError> {
-    let privileged = !matches!(
-        cli.command,
-        Command::Status
-            | Command::Monitor
-            | Command::Config {
-                automatic_updates: None
-            }
-    );
+    let privileged = match &cli.command {
+        Command::Status | Command::Monitor => false,
+        Command::Config {
+            automatic_updates,
+            set,
+        } => automatic_updates.is_some() || !set.is_empty(),
+        _ => true,
+    };
     // Keep the agent alive until we exit: polkit may ask at any privileged call.
     let _agent = (privileged && !cli.no_ask_password)
         .then(agent::TtyAgent::start)
@@ -303,18 +308,23 @@ async fn run(cli: Cli) -> Result<i32, CallError> {
             }
         }
         Command::Monitor => status::monitor(&c, json).await?,
-        Command::Config { automatic_updates } => {
-            // Only a change needs authorization; showing the setting does not.
+        Command::Config {
+            automatic_updates,
+            set,
+        } => {
+            // Only a change needs authorization; showing the settings does not.
+            let mut o = options([]);
             if let Some(p) = automatic_updates {
-                let mut o = options([]);
-                o.insert(
-                    "automatic-updates".into(),
-                    Value::from(p).try_into().expect("plain"),
-                );
+                o.insert("policy".into(), Value::from(p).try_into().expect("plain"));
+            }
+            for pair in &set {
+                let (key, value) = settings::parse(pair)?;
+                o.insert(key, value);
+            }
+            if !o.is_empty() {
                 c.call_unit("Configure", &(o,)).await?;
             }
-            let policy = c.manager.automatic_updates().await?;
-            println!("{}", fl!("cli-automatic-updates", policy = policy));
+            settings::show(&c, json).await?;
         }
     }
     Ok(0)

@@ -139,11 +139,23 @@ pub trait Manager {
     #[zbus(property)]
     fn automatic_updates(&self) -> zbus::Result<String>;
     #[zbus(property)]
+    fn automatic_settings(&self) -> zbus::Result<Options>;
+    #[zbus(property)]
+    fn automatic_status(&self) -> zbus::Result<Options>;
+    #[zbus(property)]
+    fn blocked(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn config_error(&self) -> zbus::Result<String>;
+    #[zbus(property)]
     fn active_transaction(&self) -> zbus::Result<OwnedObjectPath>;
     #[zbus(property)]
     fn emulated(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn daemon_version(&self) -> zbus::Result<String>;
+
+    /// Automatic updates: found, downloaded, staged, blocked, failed, rebooting.
+    #[zbus(signal)]
+    fn automatic_update(&self, event: &str, details: Options) -> zbus::Result<()>;
 
     /// Boot assessment rolled an update back (once, when berthd first runs in that boot).
     #[zbus(signal)]

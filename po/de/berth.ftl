@@ -140,7 +140,7 @@ policy-apply = Automatisch installieren
 policy-off-description = Nach Aktualisierungen wird nur gesucht, wenn Sie es wünschen.
 policy-check-description = Es wird regelmäßig gesucht; Sie entscheiden, wann heruntergeladen wird.
 policy-download-description = Aktualisierungen werden im Hintergrund heruntergeladen; Sie entscheiden, wann sie installiert werden.
-policy-apply-description = Aktualisierungen werden im Hintergrund installiert und starten beim nächsten Neustart.
+policy-apply-description = Aktualisierungen werden im Hintergrund installiert; das System startet von selbst neu, wenn niemand es benutzt.
 
 group-versions = Versionen auf diesem System
 group-versions-description = Angeheftete Versionen bleiben erhalten, wenn alte Versionen aufgeräumt werden.
@@ -180,6 +180,11 @@ cli-nothing-running = es läuft nichts
 cli-cancelled = { $path } abgebrochen.
 cli-finished-first = { $path } war fertig, bevor es abgebrochen werden konnte.
 cli-automatic-updates = automatische Aktualisierungen: { $policy }
+cli-automatic-last = Letzte Prüfung: { $when } ({ $outcome })
+cli-automatic-next = Nächster Schritt: { $when }
+cli-automatic-blocked = Zurückgehalten: { $reason }
+cli-automatic-failures = Fehlschläge in Folge: { $failures }
+cli-config-error = Die Konfiguration auf der Platte wird nicht verwendet: { $error }
 cli-up-to-date = Bereits auf dem neuesten Stand.
 cli-boot-on-trial = Dieser Start erprobt die Aktualisierung: noch { $tries } { $tries ->
     [one] Versuch

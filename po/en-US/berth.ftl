@@ -140,7 +140,7 @@ policy-apply = Install automatically
 policy-off-description = Updates are only looked for when you ask.
 policy-check-description = Updates are looked for regularly; you decide when to download them.
 policy-download-description = Updates are downloaded in the background; you decide when to install them.
-policy-apply-description = Updates are installed in the background and start with the next restart.
+policy-apply-description = Updates are installed in the background; the system restarts into them by itself when nobody is using it.
 
 group-versions = Versions on this system
 group-versions-description = Pinned versions are kept when old versions are cleaned up.
@@ -180,6 +180,11 @@ cli-nothing-running = nothing is running
 cli-cancelled = Cancelled { $path }.
 cli-finished-first = { $path } finished before it could be cancelled.
 cli-automatic-updates = automatic-updates: { $policy }
+cli-automatic-last = Last check: { $when } ({ $outcome })
+cli-automatic-next = Next step: { $when }
+cli-automatic-blocked = Held back: { $reason }
+cli-automatic-failures = Failures in a row: { $failures }
+cli-config-error = The configuration on disk is not used: { $error }
 cli-up-to-date = Already up to date.
 cli-boot-on-trial = This boot is a trial of the update: { $tries } more { $tries ->
     [one] try

@@ -140,7 +140,7 @@ policy-apply = Installer automatiquement
 policy-off-description = Les mises à jour ne sont recherchées qu'à votre demande.
 policy-check-description = Les mises à jour sont recherchées régulièrement ; vous décidez quand les télécharger.
 policy-download-description = Les mises à jour sont téléchargées en arrière-plan ; vous décidez quand les installer.
-policy-apply-description = Les mises à jour sont installées en arrière-plan et démarrent au prochain redémarrage.
+policy-apply-description = Les mises à jour sont installées en arrière-plan ; le système redémarre de lui-même quand personne ne l'utilise.
 
 group-versions = Versions sur ce système
 group-versions-description = Les versions épinglées sont conservées lors du nettoyage des anciennes versions.
@@ -180,6 +180,11 @@ cli-nothing-running = rien n'est en cours
 cli-cancelled = { $path } annulé.
 cli-finished-first = { $path } s'est terminé avant de pouvoir être annulé.
 cli-automatic-updates = mises à jour automatiques : { $policy }
+cli-automatic-last = Dernière vérification : { $when } ({ $outcome })
+cli-automatic-next = Prochaine étape : { $when }
+cli-automatic-blocked = Retenue : { $reason }
+cli-automatic-failures = Échecs consécutifs : { $failures }
+cli-config-error = La configuration sur le disque n’est pas utilisée : { $error }
 cli-up-to-date = Déjà à jour.
 cli-boot-on-trial = Ce démarrage est un essai de la mise à jour : encore { $tries } { $tries ->
     [one] essai

@@ -6,12 +6,13 @@ use crate::bus_error::BusError;
 use crate::state::{self, Facts};
 use crate::transaction::{self, Kind, OnPhase, Outcome, TransactionObject, TxnShared};
 use berth_dbus::{MANAGER_INTERFACE, MANAGER_PATH, TRANSACTION_PATH_PREFIX};
+use berth_engine::config::{Automatic, Policy, Sources};
 use berth_engine::{Cancel, Engine, ProgressFn};
 use futures_util::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use zbus::message::Header;
 use zbus::names::BusName;
 use zbus::zvariant::{ObjectPath, OwnedValue, Value};
@@ -35,7 +36,10 @@ pub struct Daemon {
     pub engine: Engine,
     pub conn: Connection,
     pub authority: Arc<Authority>,
-    pub settings_path: PathBuf,
+    /// Where the configuration comes from; re-read by the scheduler and Configure.
+    pub sources: Sources,
+    /// Wakes the automatic-update scheduler (settings changed, a transaction ended).
+    pub wake_scheduler: Notify,
     inner: Mutex<Inner>,
     publishing: tokio::sync::Mutex<()>,
 }
@@ -76,14 +80,15 @@ impl Drop for QuickGuard<'_> {
 }
 
 impl Daemon {
-    pub fn new(engine: Engine, conn: Connection, settings_path: PathBuf) -> Arc<Daemon> {
+    pub fn new(engine: Engine, conn: Connection, sources: Sources) -> Arc<Daemon> {
+        let automatic = engine.config().automatic.clone();
         Arc::new(Daemon {
             engine,
             authority: Arc::new(Authority::new(conn.clone())),
             conn,
             inner: Mutex::new(Inner {
                 facts: Facts {
-                    automatic_updates: crate::settings::load(&settings_path),
+                    automatic,
                     ..Facts::default()
                 },
                 active: None,
@@ -96,7 +101,8 @@ impl Daemon {
                 published: HashMap::new(),
             }),
             publishing: tokio::sync::Mutex::new(()),
-            settings_path,
+            sources,
+            wake_scheduler: Notify::new(),
         })
     }
 
@@ -177,8 +183,23 @@ impl Daemon {
             ("LastCheck", v(Value::from(facts.last_check_time))),
             (
                 "AutomaticUpdates",
-                v(Value::from(facts.automatic_updates.clone())),
+                v(Value::from(facts.automatic.policy.as_str())),
             ),
+            (
+                "AutomaticSettings",
+                v(Value::from(state::automatic_settings(&facts.automatic))),
+            ),
+            (
+                "AutomaticStatus",
+                v(Value::from(state::automatic_status(&facts))),
+            ),
+            (
+                "Blocked",
+                v(Value::from(
+                    facts.blocked.as_ref().map_or("", |(code, _)| code.as_str()),
+                )),
+            ),
+            ("ConfigError", v(Value::from(facts.config_error.clone()))),
             (
                 "ActiveTransaction",
                 v(Value::from(
@@ -249,8 +270,79 @@ impl Daemon {
             .map_or(0, |d| d.as_secs());
     }
 
-    pub fn set_automatic_updates(&self, policy: &str) {
-        self.lock().facts.automatic_updates = policy.to_string();
+    /// Re-reads the configuration: the automatic settings it holds, or, when a file is bad,
+    /// the last good ones and the error (ConfigError). Publishes what changed.
+    pub async fn reload_settings(&self) -> Automatic {
+        let sources = self.sources.clone();
+        let sysroot = self.engine.sysroot_path().to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (config, text) = sources.load_merged(None)?;
+            crate::lastgood::keep(&sysroot, &text);
+            Ok::<_, berth_engine::Error>(config)
+        })
+        .await
+        .map_err(|e| BusError::failed(e.to_string()));
+        let settings = {
+            let mut inner = self.lock();
+            match loaded {
+                Ok(Ok(config)) => {
+                    inner.facts.automatic = config.automatic;
+                    inner.facts.config_error.clear();
+                }
+                Ok(Err(e)) => {
+                    let message = e.to_string();
+                    if inner.facts.config_error != message {
+                        tracing::error!("{message}; keeping the last good settings");
+                    }
+                    inner.facts.config_error = message;
+                }
+                Err(e) => tracing::warn!("cannot read the configuration: {}", e.message()),
+            }
+            inner.facts.automatic.clone()
+        };
+        self.publish().await;
+        settings
+    }
+
+    /// The scheduler's record and what holds it back now, as the properties show them.
+    pub async fn set_schedule(
+        &self,
+        record: crate::automatic::record::Record,
+        blocked: Option<(String, String)>,
+        wariness: f64,
+    ) {
+        {
+            let mut inner = self.lock();
+            // A rollback noted meanwhile stays noted.
+            let noted = std::mem::take(&mut inner.facts.schedule.rolled_back);
+            let mut record = record;
+            for digest in noted {
+                record.note_rolled_back(&digest);
+            }
+            inner.facts.schedule = record;
+            inner.facts.blocked = blocked;
+            inner.facts.wariness = wariness;
+        }
+        self.publish().await;
+    }
+
+    /// An image rolled back by hand: automatic updates do not take it again.
+    pub async fn note_rolled_back(&self, digest: &str) {
+        let record = {
+            let mut inner = self.lock();
+            inner.facts.schedule.note_rolled_back(digest);
+            inner.facts.schedule.clone()
+        };
+        crate::automatic::record::store(self.engine.sysroot_path(), &record);
+        self.publish().await;
+    }
+
+    /// LastCheck after a restart: the scheduler's last check, until a new one.
+    pub fn restore_last_check(&self, time: u64) {
+        let mut inner = self.lock();
+        if inner.facts.last_check_time == 0 {
+            inner.facts.last_check_time = time;
+        }
     }
 
     /// Starts `work` as a transaction, or joins the running one if it is the same request.
@@ -264,13 +356,29 @@ impl Daemon {
         work: Work,
     ) -> Result<ObjectPath<'static>, BusError> {
         let caller: Caller = self.authority.authorize(hdr, actions, details).await?;
+        let txn = self
+            .start(kind, key, caller.describe(), caller.uid, work)
+            .await?;
+        Ok(path_of(&txn.path))
+    }
+
+    /// Starts `work` for `initiator` (authorized already, or berthd's own scheduler), or
+    /// joins the running transaction if it is the same request.
+    pub async fn start(
+        self: &Arc<Self>,
+        kind: Kind,
+        key: String,
+        initiator: String,
+        uid: u32,
+        work: Work,
+    ) -> Result<Arc<TxnShared>, BusError> {
         let txn = {
             let mut inner = self.lock();
             inner.last_activity = Instant::now();
             if let Some(t) = &inner.active {
                 if t.key == key {
-                    tracing::info!("{} joins {}", caller.describe(), t.path);
-                    return Ok(path_of(&t.path));
+                    tracing::info!("{initiator} joins {}", t.path);
+                    return Ok(t.clone());
                 }
                 return Err(busy(t));
             }
@@ -279,7 +387,7 @@ impl Daemon {
             }
             let path = format!("{TRANSACTION_PATH_PREFIX}{}", inner.next_id);
             inner.next_id += 1;
-            let txn = TxnShared::new(path, kind, key, caller.describe(), caller.uid);
+            let txn = TxnShared::new(path, kind, key, initiator, uid);
             inner.active = Some(txn.clone());
             txn
         };
@@ -305,9 +413,9 @@ impl Daemon {
         self.mark_in_flight(&txn);
         self.publish().await;
         let this = self.clone();
-        let path = path_of(&txn.path);
-        tokio::spawn(async move { this.run(txn, work).await });
-        Ok(path)
+        let running = txn.clone();
+        tokio::spawn(async move { this.run(running, work).await });
+        Ok(txn)
     }
 
     async fn run(self: Arc<Self>, txn: Arc<TxnShared>, work: Work) {
@@ -388,6 +496,7 @@ impl Daemon {
         };
         self.publish().await;
         txn.finish(outcome);
+        self.wake_scheduler.notify_one();
         let _ = pump.await;
         if let Some(stale) = stale {
             let _ = self
@@ -489,9 +598,14 @@ impl Daemon {
         self.lock().clients.remove(name);
     }
 
+    /// How long nothing has happened; None while anything runs, anyone is registered, or
+    /// automatic updates keep a schedule.
     pub fn idle_for(&self) -> Option<Duration> {
         let inner = self.lock();
-        (inner.active.is_none() && inner.clients.is_empty() && inner.calls_in_flight == 0)
+        (inner.active.is_none()
+            && inner.clients.is_empty()
+            && inner.calls_in_flight == 0
+            && inner.facts.automatic.policy == Policy::Off)
             .then(|| inner.last_activity.elapsed())
     }
 }
@@ -517,7 +631,13 @@ impl Daemon {
     /// Reboots into the default deployment: emulated for a sysroot that is not the running
     /// system, through logind otherwise (ostree finalizes a staged deployment on the way down).
     /// `requester` is the uid that asked: other users' sessions would block it.
-    pub async fn reboot_system(&self, requester: u32) -> Result<(), BusError> {
+    /// Reboots (emulated for a sysroot that is not the running system); `check_sessions`:
+    /// refuse while others are logged in.
+    pub async fn reboot_system(
+        &self,
+        requester: u32,
+        check_sessions: bool,
+    ) -> Result<(), BusError> {
         // Ask the sysroot itself: a stale or missing status must never reboot the host.
         let engine = self.engine.clone();
         let emulated = tokio::task::spawn_blocking(move || engine.is_emulated())
@@ -532,6 +652,6 @@ impl Daemon {
             self.refresh().await;
             return Ok(());
         }
-        crate::reboot::reboot(&self.conn, requester).await
+        crate::reboot::reboot(&self.conn, requester, check_sessions).await
     }
 }

@@ -2,9 +2,7 @@
 
 use crate::{Cli, Command};
 use anyhow::{Context, Result};
-use berth_engine::{
-    progress, Cancel, Config, Engine, ImageRef, InstallOptions, Progress, UpdateOptions,
-};
+use berth_engine::{progress, Cancel, Engine, ImageRef, InstallOptions, Progress, UpdateOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +33,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(&cli.config)?;
+    let config = berth_engine::config::Sources::new(&cli.config, &cli.vendor_config).load()?;
     let progress = progress_printer(cli.progress_json);
     let cancel = Cancel::new();
     {

@@ -3,10 +3,12 @@
 //! `--sysroot DIR` serves a sysroot that is not the running system.
 
 mod authz;
+mod automatic;
 mod boot;
 mod bus_error;
 mod daemon;
 mod hostunit;
+mod lastgood;
 mod local;
 mod manager;
 mod options;
@@ -34,6 +36,9 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
+    /// The image's configuration drop-ins, read before the configuration file.
+    #[arg(long, global = true, default_value = config::VENDOR_DROPIN_DIR)]
+    pub vendor_config: PathBuf,
     /// Print progress as JSON lines on stderr.
     #[arg(long, global = true)]
     pub progress_json: bool,
@@ -190,12 +195,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     else {
         return local::run(cli).await;
     };
-    let config = berth_engine::Config::load(&cli.config)?;
+    let sources = config::Sources::new(&cli.config, &cli.vendor_config);
+    let config = match sources.load_merged(None) {
+        Ok((config, text)) => {
+            lastgood::keep(&cli.sysroot, &text);
+            config
+        }
+        // A bad file does not stop the service: it runs on the last good configuration
+        // and says why (ConfigError); without one, the error stands.
+        Err(e) => match lastgood::load(&cli.sysroot) {
+            Some(config) => {
+                tracing::error!("{e}; using the last good configuration");
+                config
+            }
+            None => return Err(e.into()),
+        },
+    };
     let engine = berth_engine::Engine::open(&cli.sysroot, config)?;
     let opts = serve::ServeOptions {
         bus_address: bus_address.clone(),
         idle_timeout: (*idle_timeout > 0).then(|| Duration::from_secs(*idle_timeout)),
-        config_path: cli.config.clone(),
+        sources,
     };
     serve::serve(engine, opts).await
 }

@@ -116,11 +116,12 @@ impl ManagerObject {
                 ));
             }
             // The configured policy decides how far an automatic update goes.
-            match self.d.facts().automatic_updates.as_str() {
-                "check" => return self.start_check(&hdr).await,
-                "download" => opts.download_only = true,
-                "apply" => {}
-                _ => return Err(BusError::wrong_state("automatic updates are off")),
+            use berth_engine::config::Policy;
+            match self.d.facts().automatic.policy {
+                Policy::Check => return self.start_check(&hdr).await,
+                Policy::Download => opts.download_only = true,
+                Policy::Apply => {}
+                Policy::Off => return Err(BusError::wrong_state("automatic updates are off")),
             }
         }
         let plan = plan_update(&self.d.engine, opts.from_downloaded).await?;
@@ -224,7 +225,17 @@ impl ManagerObject {
             async move {
                 progress(&staging("rolling back"));
                 cancel.check()?;
+                // What is rolled back: the staged image, else the booted one. Automatic
+                // updates do not take it again.
+                let facts = d.facts();
+                let away = state::staged(&facts)
+                    .or(state::booted(&facts))
+                    .and_then(|d| d.image.as_ref())
+                    .map(|i| i.image_digest.clone());
                 blocking(move || engine.rollback()).await?;
+                if let Some(digest) = away {
+                    d.note_rolled_back(&digest).await;
+                }
                 if reboot {
                     reboot_now(&d, requester, &progress, &cancel).await?;
                 }
@@ -330,23 +341,7 @@ impl ManagerObject {
             "deployment",
             index.map_or("booted".to_string(), |i| i.to_string()),
         );
-        let (engine, d) = (self.d.engine.clone(), self.d.clone());
-        let work: Work = Box::new(move |progress, cancel| {
-            async move {
-                let report = blocking(move || engine.verify(index, progress, &cancel)).await?;
-                if !report.is_clean() {
-                    tracing::warn!(
-                        "drift in deployment {}.{}: {}",
-                        report.checksum,
-                        report.deploy_serial,
-                        report.summary().text()
-                    );
-                    Self::announce_drift(&d.conn, &report).await;
-                }
-                Ok(json(&report))
-            }
-            .boxed()
-        });
+        let work = verify_work(&self.d, index);
         let key = format!("verify {index:?}");
         let p = self
             .d
@@ -441,7 +436,7 @@ impl ManagerObject {
             .authorize(&hdr, &[Action::Reboot], &Details::new("reboot"))
             .await?;
         let _slot = self.d.quick("reboot")?;
-        let r = self.d.reboot_system(caller.uid).await;
+        let r = self.d.reboot_system(caller.uid, true).await;
         self.d.refresh().await;
         r
     }
@@ -490,30 +485,47 @@ impl ManagerObject {
         message: &str,
     ) -> zbus::Result<()>;
 
+    /// Settings: the keys of berth.toml's `[automatic]` (`automatic-updates` is `policy`),
+    /// kept in the administrator's drop-in 90-configure.toml.
     async fn configure(
         &self,
         settings: Options,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), BusError> {
         let _call = self.d.call();
-        let f = Flags::parse(&settings, &["automatic-updates"])?;
-        let policy = f.string("automatic-updates")?;
-        if let Some(p) = &policy {
-            crate::settings::validate(p)?;
+        let changes = crate::settings::changes(&settings)?;
+        // Checked with every other file before anyone is asked to authorize it.
+        crate::settings::check(&self.d.sources, &changes)?;
+        let summary: Vec<String> = changes.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let mut details = Details::new("configure").with("settings", summary.join(", "));
+        for (key, value) in &changes {
+            // Polkit's details are keyed by the setting's name.
+            let name = berth_engine::config::Automatic::KEYS
+                .iter()
+                .find(|k| *k == key)
+                .expect("changes() knows every key");
+            details = details.with(name, value.to_string());
         }
-        let details =
-            Details::new("configure").with("automatic-updates", policy.clone().unwrap_or_default());
         self.d
             .authority
             .authorize(&hdr, &[Action::Configure], &details)
             .await?;
-        if let Some(p) = policy {
-            crate::settings::store(&self.d.settings_path, &p)?;
-            self.d.set_automatic_updates(&p);
-        }
-        self.d.publish().await;
+        crate::settings::store(&self.d.sources, &changes)?;
+        self.d.reload_settings().await;
+        // The scheduler looks at the new settings now.
+        self.d.wake_scheduler.notify_one();
         Ok(())
     }
+
+    /// Automatic updates: event is found, downloaded, staged, blocked, failed or rebooting;
+    /// details has version, digest, and for blocked the code and reason, for failed the
+    /// error name and message.
+    #[zbus(signal)]
+    pub async fn automatic_update(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        event: &str,
+        details: state::Dict,
+    ) -> zbus::Result<()>;
 
     async fn register_client(
         &self,
@@ -572,7 +584,23 @@ impl ManagerObject {
     }
     #[zbus(property)]
     fn automatic_updates(&self) -> String {
-        self.d.facts().automatic_updates
+        self.d.facts().automatic.policy.as_str().to_string()
+    }
+    #[zbus(property)]
+    fn automatic_settings(&self) -> state::Dict {
+        state::automatic_settings(&self.d.facts().automatic)
+    }
+    #[zbus(property)]
+    fn automatic_status(&self) -> state::Dict {
+        state::automatic_status(&self.d.facts())
+    }
+    #[zbus(property)]
+    fn blocked(&self) -> String {
+        String::try_from(self.property("Blocked")).unwrap_or_default()
+    }
+    #[zbus(property)]
+    fn config_error(&self) -> String {
+        self.d.facts().config_error
     }
     #[zbus(property)]
     fn active_transaction(&self) -> OwnedObjectPath {
@@ -594,22 +622,7 @@ impl ManagerObject {
 
 impl ManagerObject {
     async fn start_check(&self, hdr: &Header<'_>) -> Result<OwnedObjectPath, BusError> {
-        let (engine, d) = (self.d.engine.clone(), self.d.clone());
-        let work: Work = Box::new(move |progress, cancel| {
-            async move {
-                let mut p = staging("checking for updates");
-                p.phase = berth_engine::Phase::Checking;
-                progress(&p);
-                // A check only talks to the registry: a cancel simply abandons it.
-                let result = tokio::select! {
-                    r = engine.check(None) => r?,
-                    _ = cancelled(&cancel) => return Err(berth_engine::Error::Cancelled.into()),
-                };
-                d.set_check(result.clone());
-                Ok(json(&result))
-            }
-            .boxed()
-        });
+        let work = check_work(&self.d);
         let p = self
             .d
             .begin(
@@ -693,6 +706,55 @@ impl ManagerObject {
         self.d.refresh().await;
         r
     }
+}
+
+/// A check of the tracked image; its result becomes the last check.
+pub fn check_work(d: &Arc<Daemon>) -> Work {
+    let (engine, d) = (d.engine.clone(), d.clone());
+    Box::new(move |progress, cancel| {
+        async move {
+            let mut p = staging("checking for updates");
+            p.phase = berth_engine::Phase::Checking;
+            progress(&p);
+            // A check only talks to the registry: a cancel simply abandons it.
+            let result = tokio::select! {
+                r = engine.check(None) => r?,
+                _ = cancelled(&cancel) => return Err(berth_engine::Error::Cancelled.into()),
+            };
+            d.set_check(result.clone());
+            Ok(json(&result))
+        }
+        .boxed()
+    })
+}
+
+/// A drift check of the deployment with `index` (default: the booted one).
+pub fn verify_work(d: &Arc<Daemon>, index: Option<usize>) -> Work {
+    let (engine, d) = (d.engine.clone(), d.clone());
+    Box::new(move |progress, cancel| {
+        async move {
+            let report = blocking(move || engine.verify(index, progress, &cancel)).await?;
+            if !report.is_clean() {
+                tracing::warn!(
+                    "drift in deployment {}.{}: {}",
+                    report.checksum,
+                    report.deploy_serial,
+                    report.summary().text()
+                );
+                ManagerObject::announce_drift(&d.conn, &report).await;
+            }
+            Ok(json(&report))
+        }
+        .boxed()
+    })
+}
+
+/// A routine update as the scheduler runs it: nobody approves anything beyond routine.
+pub fn routine_update_work(engine: &berth_engine::Engine, opts: UpdateOptions) -> Work {
+    let engine = engine.clone();
+    Box::new(move |progress, cancel| {
+        async move { Ok(json(&engine.update(opts, progress, &cancel).await?)) }.boxed()
+    })
 }
 
 /// What an update would follow, known before it starts.
@@ -781,7 +843,7 @@ async fn reboot_now(
 ) -> Result<(), BusError> {
     cancel.check()?;
     progress(&staging("rebooting"));
-    d.reboot_system(requester).await
+    d.reboot_system(requester, true).await
 }
 
 /// A progress event for steps without bytes.

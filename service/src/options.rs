@@ -46,17 +46,6 @@ impl<'a> Flags<'a> {
             ))),
         }
     }
-
-    pub fn string(&self, key: &str) -> Result<Option<String>, BusError> {
-        match self.options.get(key).map(|v| &**v) {
-            None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.to_string())),
-            Some(other) => Err(BusError::invalid_args(format!(
-                "option {key:?} must be a string (s), got {}",
-                other.value_signature()
-            ))),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -42,14 +42,20 @@ trait Login1Session {
     fn tty(&self) -> zbus::Result<String>;
 }
 
-/// Reboots for `requester` (the uid that asked), unless a block inhibitor or another user's
-/// session stands in the way.
-pub async fn reboot(conn: &Connection, requester: u32) -> Result<(), BusError> {
+/// Reboots for `requester` (the uid that asked), unless a block inhibitor or (with
+/// `check_sessions`) another user's session stands in the way.
+pub async fn reboot(
+    conn: &Connection,
+    requester: u32,
+    check_sessions: bool,
+) -> Result<(), BusError> {
     let login1 = Login1Proxy::new(conn)
         .await
         .map_err(|e| BusError::failed(format!("logind is unavailable: {e}")))?;
     let mut blockers = inhibitors(&login1).await?;
-    blockers.extend(other_sessions(conn, &login1, requester).await?);
+    if check_sessions {
+        blockers.extend(other_sessions(conn, &login1, Some(requester)).await?);
+    }
     if !blockers.is_empty() {
         return Err(blocked(format!(
             "the restart would cut off {}; try again when they are done, or have them log out",
@@ -67,6 +73,34 @@ pub async fn reboot(conn: &Connection, requester: u32) -> Result<(), BusError> {
             }
             e => BusError::failed(format!("logind refused to reboot: {e}")),
         })
+}
+
+/// Who a restart now would cut off.
+#[derive(Debug, Default)]
+pub struct People {
+    /// Block inhibitors of shutdown, as "who (why)".
+    pub inhibitors: Vec<String>,
+    /// People logged in (other than `requester`), as "user logged in on TTY".
+    pub sessions: Vec<String>,
+}
+
+/// Asks logind; without logind (a sandbox, an emulated sysroot) nobody is cut off.
+pub async fn who_would_be_cut_off(conn: &Connection, requester: Option<u32>) -> People {
+    let Ok(login1) = Login1Proxy::new(conn).await else {
+        return People::default();
+    };
+    let inhibitors = inhibitors(&login1).await;
+    let sessions = other_sessions(conn, &login1, requester).await;
+    match (inhibitors, sessions) {
+        (Ok(inhibitors), Ok(sessions)) => People {
+            inhibitors,
+            sessions,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!("logind: {}", e.message());
+            People::default()
+        }
+    }
 }
 
 fn blocked(message: String) -> BusError {
@@ -98,7 +132,7 @@ async fn inhibitors(login1: &Login1Proxy<'_>) -> Result<Vec<String>, BusError> {
 async fn other_sessions(
     conn: &Connection,
     login1: &Login1Proxy<'_>,
-    requester: u32,
+    requester: Option<u32>,
 ) -> Result<Vec<String>, BusError> {
     let sessions = login1
         .list_sessions()
@@ -106,7 +140,7 @@ async fn other_sessions(
         .map_err(|e| BusError::failed(format!("cannot list logind's sessions: {e}")))?;
     let mut out = Vec::new();
     for (id, uid, user, _, path) in sessions {
-        if uid == requester {
+        if Some(uid) == requester {
             continue;
         }
         let user = berth_engine::text::outside(&user);

@@ -6,14 +6,13 @@ use crate::manager::ManagerObject;
 use berth_dbus::{BUS_NAME, MANAGER_PATH};
 use berth_engine::Engine;
 use futures_util::StreamExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub struct ServeOptions {
     pub bus_address: Option<String>,
     /// Exit after this long with nothing running and nobody registered; None = never.
     pub idle_timeout: Option<Duration>,
-    pub config_path: PathBuf,
+    pub sources: berth_engine::config::Sources,
 }
 
 /// Serves the bus API until idle exit or SIGTERM.
@@ -24,8 +23,7 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
         None => zbus::connection::Builder::system()?,
     };
     let conn = builder.build().await?;
-    let settings_path = crate::settings::path_for(&opts.config_path);
-    let daemon = Daemon::new(engine, conn.clone(), settings_path);
+    let daemon = Daemon::new(engine, conn.clone(), opts.sources.clone());
     daemon.recover_in_flight();
     let rolled_back = daemon.recover_rolled_back();
     daemon.refresh().await;
@@ -43,6 +41,8 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
         started.elapsed()
     );
     tokio::spawn(forget_departed_clients(daemon.clone()));
+    tokio::spawn(crate::automatic::run(daemon.clone()));
+    tokio::spawn(reload_on_hangup(daemon.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let idle = async {
         let Some(limit) = opts.idle_timeout else {
@@ -72,6 +72,18 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> anyhow::Result<()> {
     }
     conn.release_name(BUS_NAME).await.ok();
     Ok(())
+}
+
+/// SIGHUP (`systemctl reload berthd`): the scheduler re-reads the configuration now.
+async fn reload_on_hangup(daemon: Arc<Daemon>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reading the configuration again");
+        daemon.wake_scheduler.notify_one();
+    }
 }
 
 /// A registered client that leaves the bus no longer keeps berthd alive.

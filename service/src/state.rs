@@ -1,7 +1,9 @@
 //! The Manager's properties, derived from the engine's host status, the last check, the
 //! last error and the running transaction. Pure functions: tested without a bus.
 
+use crate::automatic::record::Record;
 use berth_dbus::state;
+use berth_engine::config::Automatic;
 use berth_engine::status::{DeploymentInfo, Host};
 use berth_engine::CheckResult;
 use std::collections::HashMap;
@@ -23,7 +25,14 @@ pub struct Facts {
     pub last_error: Option<(String, String)>,
     /// Phase of the running transaction, with its kind.
     pub running: Option<(String, &'static str)>,
-    pub automatic_updates: String,
+    /// The last good `[automatic]` settings, and why the configuration now read is not good.
+    pub automatic: Automatic,
+    pub config_error: String,
+    /// The scheduler's record, what holds its step back now (code, words), this machine's
+    /// wariness.
+    pub schedule: Record,
+    pub blocked: Option<(String, String)>,
+    pub wariness: f64,
 }
 
 fn owned(v: Value<'_>) -> OwnedValue {
@@ -204,6 +213,67 @@ pub fn cached_update(f: &Facts) -> Dict {
         m.insert("download-size".into(), owned(Value::from(c.download_bytes)));
         m.insert("downloaded".into(), owned(Value::from(false)));
     }
+    m
+}
+
+/// The AutomaticSettings property: every `[automatic]` key with its value in effect.
+pub fn automatic_settings(a: &Automatic) -> Dict {
+    let mut m = Dict::new();
+    let mut put = |k: &str, v: Value<'_>| {
+        m.insert(k.into(), owned(v));
+    };
+    put("policy", Value::from(a.policy.as_str()));
+    put("first-check-delay", Value::from(a.first_check_delay));
+    put("check-interval", Value::from(a.check_interval));
+    put("jitter", Value::from(a.jitter));
+    put("retry-interval", Value::from(a.retry_interval));
+    put("max-backoff", Value::from(a.max_backoff));
+    put("rollout-period", Value::from(a.rollout_period));
+    if let Some(w) = a.wariness {
+        put("wariness", Value::from(w));
+    }
+    put("on-metered", Value::from(a.on_metered));
+    put("on-battery", Value::from(a.on_battery));
+    put(
+        "min-battery-percent",
+        Value::from(u32::from(a.min_battery_percent)),
+    );
+    put("min-free-space", Value::from(a.min_free_space));
+    let windows: Vec<String> = a
+        .reboot_windows
+        .iter()
+        .map(|w| w.as_str().to_string())
+        .collect();
+    put("reboot-windows", Value::from(windows));
+    put(
+        "reboot-deadline-hours",
+        Value::from(a.reboot_deadline_hours),
+    );
+    put("reboot-with-sessions", Value::from(a.reboot_with_sessions));
+    m
+}
+
+/// The AutomaticStatus property: the scheduler's record (last-check, last-outcome,
+/// next-run, failures, staged-at), blocked-reason and wariness.
+pub fn automatic_status(f: &Facts) -> Dict {
+    let r = &f.schedule;
+    let mut m = Dict::new();
+    m.insert("last-check".into(), owned(Value::from(r.last_check)));
+    m.insert(
+        "last-outcome".into(),
+        owned(Value::from(r.last_outcome.as_str())),
+    );
+    let next = if f.automatic.policy == berth_engine::config::Policy::Off {
+        0
+    } else {
+        r.next_run
+    };
+    m.insert("next-run".into(), owned(Value::from(next)));
+    m.insert("failures".into(), owned(Value::from(r.failures)));
+    m.insert("staged-at".into(), owned(Value::from(r.staged_at)));
+    m.insert("wariness".into(), owned(Value::from(f.wariness)));
+    let reason = f.blocked.as_ref().map_or("", |(_, words)| words.as_str());
+    m.insert("blocked-reason".into(), owned(Value::from(reason)));
     m
 }
 

@@ -119,6 +119,20 @@ impl TxnShared {
         lock(&self.outcome).clone()
     }
 
+    /// Waits until the transaction has finished.
+    pub async fn wait(&self) -> Outcome {
+        loop {
+            if let Some(o) = self.outcome() {
+                return o;
+            }
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(250),
+                self.changed.notified(),
+            )
+            .await;
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         let mut p = lock(&self.progress);
         let before = p.latest.clone();

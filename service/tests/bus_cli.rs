@@ -277,9 +277,39 @@ async fn automatic_updates_follow_the_configured_policy() {
     let out = berth(&svc, None, &["config", "--automatic-updates", "download"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(m.automatic_updates().await.unwrap(), "download");
-    // The setting lives next to the configuration file, so it survives a restart.
-    let stored = std::fs::read_to_string(svc.config.with_file_name("automatic-updates")).unwrap();
-    assert_eq!(stored.trim(), "download");
+    // The setting lives in the administrator's drop-in, so it survives a restart.
+    let dropin = format!("{}.d/90-configure.toml", svc.config.display());
+    let stored = std::fs::read_to_string(dropin).unwrap();
+    assert!(stored.contains("policy = \"download\""), "{stored}");
+    // Any [automatic] setting, typed by its key; the JSON shows them in effect.
+    let out = berth(
+        &svc,
+        None,
+        &[
+            "--json",
+            "config",
+            "--set",
+            "reboot-windows=Mon-Fri 02:00-05:00;Sat 01:00-02:00",
+            "--set",
+            "reboot-with-sessions=yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["settings"]["reboot-windows"],
+        serde_json::json!(["Mon-Fri 02:00-05:00", "Sat 01:00-02:00"]),
+        "{v}"
+    );
+    assert_eq!(v["settings"]["reboot-with-sessions"], true, "{v}");
+    assert_eq!(v["configError"], "", "{v}");
+    let out = berth(&svc, None, &["config", "--set", "reboot-windows=whenever"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reboot window \"whenever\""),
+        "{}",
+        stderr(&out)
+    );
     retag(&svc, "2", "1");
     let out = berth(&svc, None, &["update", "--automatic", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -51,12 +51,11 @@ vm_build_images() {
   strip -o "$pkg/usr/bin/berth" "$BIN/berth"
   cp "$REPO/dbus/org.berth.Berth1.conf" "$pkg/usr/share/dbus-1/system.d/"
   cp "$REPO/dbus/org.berth.Berth1.service" "$pkg/usr/share/dbus-1/system-services/"
-  for f in berthd berth-automatic-update berth-finalize-staged berth-boot-assess \
+  for f in berthd berth-finalize-staged berth-boot-assess \
            berth-health-check berth-boot-good berth-boot-failed berth-unlock-transient \
            berth-unlock-hotfix berth-hotfix; do
     cp "$REPO/dbus/$f.service" "$unit/"
   done
-  cp "$REPO/dbus/berth-automatic-update.timer" "$unit/"
   cp "$REPO/dbus/berth-boot-complete.conf" "$unit/boot-complete.target.d/50-berth.conf"
   cp "$REPO/polkit/org.berth.berth1.policy" "$pkg/usr/share/polkit-1/actions/"
   cp "$REPO/dbus/berth.tmpfiles.conf" "$pkg/usr/lib/tmpfiles.d/berth.conf"

@@ -92,8 +92,9 @@ impl Service {
         let config = env.dir.join("berth.toml");
         std::fs::write(
             &config,
+            // berthd's scheduler stays out of the way unless a test sets it up.
             format!(
-                "insecure-registries = [\"{}\", \"{}\"]\n",
+                "insecure-registries = [\"{}\", \"{}\"]\n\n[automatic]\nfirst-check-delay = 86400\n",
                 env.registry.addr, slow.addr
             ),
         )

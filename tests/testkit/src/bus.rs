@@ -32,6 +32,22 @@ pub struct Bus {
     polkitd: Option<Child>,
 }
 
+const STANDINS_POLICY: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root">
+    <allow own="org.freedesktop.NetworkManager"/>
+    <allow own="org.freedesktop.UPower"/>
+    <allow own="org.freedesktop.login1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.NetworkManager"/>
+    <allow send_destination="org.freedesktop.UPower"/>
+    <allow send_destination="org.freedesktop.login1"/>
+  </policy>
+</busconfig>
+"#;
+
 /// The repository root (the testkit lives in tests/testkit).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,6 +74,8 @@ impl Bus {
             repo_root().join("dbus/org.berth.Berth1.conf"),
             policy_dir.join("org.berth.Berth1.conf"),
         )?;
+        // The stand-ins for NetworkManager, UPower and logind (standins.rs) run as root.
+        std::fs::write(policy_dir.join("standins.conf"), STANDINS_POLICY)?;
         let address = format!("unix:path={}", socket.display());
         let activation = match &opts.activate {
             Some(cmd) => {

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod image;
 pub mod proxy;
 pub mod registry;
+pub mod standins;
 
 /// Writes a signature policy that accepts every image (as Debian's containers-common ships
 /// it) into `dir`, and returns the `berth.toml` line that names it.

@@ -45,7 +45,22 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: &str, fault: Fault) -> Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_at("127.0.0.1:0", upstream, fault)
+    }
+
+    /// On a given address, such as that of a proxy just dropped (a registry coming back):
+    /// tries for a few seconds while the old listener closes.
+    pub fn start_at(addr: &str, upstream: &str, fault: Fault) -> Result<Proxy> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let addr = listener.local_addr()?.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let blob_bytes = Arc::new(AtomicUsize::new(0));

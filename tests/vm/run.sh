@@ -15,6 +15,9 @@
 #     does not take v3 again from an automatic update; the newer v5, whose boot hangs, is
 #     rebooted by boot-complete.target's job timeout and rolled back the same way. (Scenario 1's
 #     update to v2 passes its trial and is marked good.)
+#   A automatic updates, within scenario 5's boots: berthd's scheduler (policy apply) finds,
+#     downloads and stages v5 by itself, holds the reboot while a real logind block inhibitor
+#     is held (Blocked "inhibited"), and reboots into it by itself once it is released.
 #   T trust, within scenario 5's boots: with a policy that requires a GPG key for the image,
 #     an update to the unsigned v3 is refused (NotTrusted, exit 4, in status); /usr unlocked
 #     (transient) on v2 takes a file that `berth verify` reports, and it is gone when v2
@@ -276,13 +279,37 @@ check "... and v2 is not unlocked" "$W/7-v3-fell-back.log" 'RESULT unlocked=\[\]
 check "unlock --hotfix exit 0" "$W/7-v3-fell-back.log" 'RESULT hotfix-rc=0'
 vm_publish 5
 HOTFIX='echo "RESULT hotfix=$(cat /usr/lib/berth-vm-hotfix 2>/dev/null || echo absent) [$('"$BOOTED_UNLOCKED"')]"'
+# Scenario A: berthd's scheduler takes v5 by itself (the policy is apply since the step
+# above); a block inhibitor held in the real logind holds its reboot back. The first step
+# comes at once (first-check-delay=0); once it is held back, the delay goes back to a week, so
+# no later boot sees a step it did not start. The guest stays up: the scheduler reboots it.
+MANAGER='org.berth.Berth1 /org/berth/Berth1 org.berth.Berth1.Manager'
 vm_step "$HOTFIX
-berth update --automatic; echo \"RESULT auto-update-rc=\$?\""
+systemd-inhibit --what=shutdown --who=berth-vm-test --why='holding the reboot' --mode=block sleep 1800 &
+inhibitor=\$!
+until systemd-inhibit --list --no-legend | grep -q berth-vm-test; do sleep 0.2; done
+berth config --set min-free-space=0 --set retry-interval=2 --set jitter=0 --set reboot-with-sessions=true --set first-check-delay=0 >/dev/null
+for i in \$(seq 4500); do
+  blocked=\$(busctl get-property $MANAGER Blocked)
+  [ \"\$blocked\" = 's \"inhibited\"' ] && break
+  sleep 0.2
+done
+echo \"RESULT blocked=[\$blocked]\"
+echo \"RESULT outcome=\$(busctl get-property $MANAGER AutomaticStatus | grep -o '\"last-outcome\" s \"[^\"]*\"')\"
+echo \"RESULT staged=\$(berth status --json | grep -c '\"staged\":{')\"
+berth config --set first-check-delay=604800 >/dev/null
+touch /run/berth-test-stay
+kill \$inhibitor
+echo RESULT inhibitor-released"
 boot 7-update-to-v5
 check "the hotfix survived the reboot, still unlocked (hotfix)" "$W/7-update-to-v5.log" 'RESULT hotfix=hotfix \["unlocked" s "hotfix"\]'
 check "v2 stays the default (no fallback to v3)" "$W/7-update-to-v5.log.grub" '^entry=0 '
 check "v2 booted again" "$W/7-update-to-v5.log" 'BERTH-BOOTED version=2 '
-check "the automatic update takes the newer v5" "$W/7-update-to-v5.log" 'Version 5 is staged'
+check "A: the scheduler staged v5 and held its reboot for logind's block inhibitor" "$W/7-update-to-v5.log" 'RESULT blocked=\[s "inhibited"\]'
+check "A: ... its outcome names the inhibitor" "$W/7-update-to-v5.log" 'RESULT outcome=.*held back: a restart is inhibited by berth-vm-test \(holding the reboot\)'
+check "A: ... v5 is staged" "$W/7-update-to-v5.log" 'RESULT staged=1'
+check "A: once released, the scheduler rebooted the machine by itself" "$W/7-update-to-v5.log" 'reboot: Restarting system'
+check_not "A: ... not the agent's power-off" "$W/7-update-to-v5.log" 'reboot: Power down'
 vm_step "$ST"
 boot 7-v5-hangs
 check "GRUB booted v5 on trial (its only try)" "$W/7-v5-hangs.log.grub" '^entry=0 .*boot_counter=0'

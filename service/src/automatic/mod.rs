@@ -49,13 +49,15 @@ pub async fn run(d: Arc<Daemon>) {
         let wariness = rollout::wariness(&settings, std::path::Path::new(rollout::MACHINE_ID));
         let mut rec = d.facts().schedule;
         if settings != before {
-            if before.policy != settings.policy {
-                // A new policy (or just turned on): its first step after the first-check
-                // delay, as at boot.
+            if before.policy == Policy::Off {
+                // Just turned on: the first step after the first-check delay, as at boot.
                 rec.next_run = now() + settings.first_check_delay;
             } else if d.facts().blocked.is_some() {
                 // Held back, maybe by what just changed (a window, a floor): look again now.
                 rec.next_run = now();
+            } else {
+                // Other settings: the next step no later than a first check would come.
+                rec.next_run = rec.next_run.min(now() + settings.first_check_delay);
             }
             record::store(&sysroot, &rec);
             before = settings.clone();

@@ -133,12 +133,14 @@ impl Step<'_> {
                 return self.failed(rec, None, "check", &name, &message).await;
             }
         };
-        let Ok(check) = serde_json::from_value::<CheckFields>(check) else {
+        let Ok(mut check) = serde_json::from_value::<CheckFields>(check) else {
             return self
                 .failed(rec, None, "check", "Failed", "unreadable check result")
                 .await;
         };
         rec.last_check = now();
+        // The registry's words: inert before they reach outcomes, the journal and signals.
+        check.version = check.version.map(|v| berth_engine::text::outside(&v));
         if let Some(digest) = staged.filter(|s| *s == check.manifest_digest) {
             // Ours, staged already (a reboot was held back): straight to the reboot.
             rec.staged_digest = Some(digest);
@@ -178,13 +180,15 @@ impl Step<'_> {
         );
         if let Some(at) = at.filter(|at| *at > now()) {
             let retry = at.min(now() + self.s.check_interval);
-            return self.held(rec, Blocker::Rollout { at }, retry, &check).await;
+            return self
+                .block(rec, Blocker::Rollout { at }, retry, details(&check))
+                .await;
         }
         let blockers =
             conditions::before_download(&self.d.conn, self.d.engine.sysroot_path(), self.s).await;
         if let Some(b) = blockers.into_iter().next() {
             let retry = now() + self.s.retry_interval;
-            return self.held(rec, b, retry, &check).await;
+            return self.block(rec, b, retry, details(&check)).await;
         }
         let downloaded = self
             .d
@@ -193,16 +197,7 @@ impl Step<'_> {
             .and_then(|h| h.status.berth.cached_update)
             .is_some_and(|c| c.manifest_digest == check.manifest_digest);
         if !downloaded {
-            let opts = UpdateOptions {
-                download_only: true,
-                from_downloaded: false,
-                approved: Approval::default(),
-            };
-            let work = routine_update_work(&self.d.engine, opts);
-            if let Err((name, message)) = self
-                .transaction(Kind::Update, "automatic download".into(), work)
-                .await
-            {
+            if let Err((name, message)) = self.routine_update(true).await {
                 let digest = check.manifest_digest.clone();
                 return self
                     .failed(rec, Some(&digest), "download", &name, &message)
@@ -214,16 +209,7 @@ impl Step<'_> {
         if self.s.policy == Policy::Download {
             return rec.done(now(), self.s, format!("version {version} is downloaded"));
         }
-        let opts = UpdateOptions {
-            download_only: false,
-            from_downloaded: true,
-            approved: Approval::default(),
-        };
-        let work = routine_update_work(&self.d.engine, opts);
-        if let Err((name, message)) = self
-            .transaction(Kind::Update, "automatic staging".into(), work)
-            .await
-        {
+        if let Err((name, message)) = self.routine_update(false).await {
             let digest = check.manifest_digest.clone();
             return self
                 .failed(rec, Some(&digest), "stage", &name, &message)
@@ -264,8 +250,8 @@ impl Step<'_> {
         let staged = state::staged(&facts);
         let version = staged
             .and_then(|d| d.image.as_ref())
-            .and_then(|i| i.version.clone())
-            .unwrap_or_else(|| "unknown".into());
+            .and_then(|i| i.version.as_deref())
+            .map_or_else(|| "unknown".into(), berth_engine::text::outside);
         let mut info = Dict::new();
         info.insert("version".into(), owned(Value::from(version.as_str())));
         if let Some(d) = &rec.staged_digest {
@@ -298,10 +284,6 @@ impl Step<'_> {
                 self.failed(rec, None, "reboot", &name, &message).await;
             }
         }
-    }
-
-    async fn held(&mut self, rec: &mut Record, b: Blocker, retry: u64, check: &CheckFields) {
-        self.block(rec, b, retry, details(check)).await
     }
 
     async fn block(&mut self, rec: &mut Record, b: Blocker, retry: u64, mut info: Dict) {
@@ -348,6 +330,25 @@ impl Step<'_> {
             info.insert("digest".into(), owned(Value::from(d)));
         }
         self.event("failed", info).await;
+    }
+
+    /// A routine update as berthd's own transaction: the download alone, or staging what
+    /// was downloaded. Nobody approves anything beyond routine for the scheduler.
+    async fn routine_update(&self, download_only: bool) -> Result<(), (String, String)> {
+        let opts = UpdateOptions {
+            download_only,
+            from_downloaded: !download_only,
+            approved: Approval::default(),
+        };
+        let key = if download_only {
+            "automatic download"
+        } else {
+            "automatic staging"
+        };
+        let work = routine_update_work(&self.d.engine, opts);
+        self.transaction(Kind::Update, key.into(), work)
+            .await
+            .map(|_| ())
     }
 
     /// Runs one transaction as berthd's own; Err is (error name, message).

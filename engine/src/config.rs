@@ -28,11 +28,18 @@
 //! [automatic]                                # berthd's scheduler (see automatic.rs)
 //! policy = "apply"                           # off, check, download, apply
 //! reboot-windows = ["Mon-Fri 02:00-05:00"]
+//!
+//! [reboot-coordination]                      # the fleet's reboot semaphore (coordination.rs)
+//! endpoints = ["https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"]
+//! group = "web"
+//! max-concurrent = 2
 //! ```
 
 mod automatic;
+mod coordination;
 
 pub use automatic::{Automatic, Policy, Window};
+pub use coordination::Coordination;
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -72,6 +79,8 @@ pub struct Config {
     pub scheduled_drift_check: bool,
     #[serde(default)]
     pub automatic: Automatic,
+    #[serde(default)]
+    pub reboot_coordination: Option<Coordination>,
 }
 
 pub const DEFAULT_SIGNATURE_POLICY: &str = "/etc/containers/policy.json";
@@ -143,6 +152,7 @@ impl Default for Config {
             registries_d: None,
             scheduled_drift_check: true,
             automatic: Automatic::default(),
+            reboot_coordination: None,
         }
     }
 }
@@ -277,6 +287,11 @@ impl Sources {
             .try_into()
             .map_err(|e: toml::de::Error| whole(e.to_string()))?;
         cfg.check().map_err(whole)?;
+        // Keys a drop-in may split across files are checked together.
+        if let Some(c) = &cfg.reboot_coordination {
+            c.check()
+                .map_err(|e| whole(format!("reboot-coordination: {e}")))?;
+        }
         Ok((cfg, text))
     }
 }
@@ -422,5 +437,56 @@ mod tests {
         assert_eq!((c.health.tries, c.health.check_timeout), (1, 20));
         assert!(Config::parse("[health]\ntries = 100\n").is_err());
         assert!(Config::parse("[health]\ncheck-timeout = 0\n").is_err());
+    }
+
+    #[test]
+    fn reboot_coordination_is_checked_per_key_and_across_drop_ins() {
+        let dir = std::env::temp_dir().join(format!("berth-coord-{}", std::process::id()));
+        let vendor = dir.join("vendor");
+        std::fs::create_dir_all(&vendor).unwrap();
+        std::fs::create_dir_all(dir.join("berth.toml.d")).unwrap();
+        let main = dir.join("berth.toml");
+        std::fs::write(&main, "").unwrap();
+        let sources = Sources::new(&main, &vendor);
+        assert!(sources.load().unwrap().reboot_coordination.is_none());
+        // The image names the cluster, the administrator the group: merged key by key.
+        std::fs::write(
+            vendor.join("10-fleet.toml"),
+            "[reboot-coordination]\nendpoints = [\"https://etcd1:2379\"]\n",
+        )
+        .unwrap();
+        let admin = dir.join("berth.toml.d/50-fleet.toml");
+        std::fs::write(&admin, "[reboot-coordination]\ngroup = \"web\"\n").unwrap();
+        let c = sources.load().unwrap().reboot_coordination.unwrap();
+        assert_eq!(c.endpoints, ["https://etcd1:2379"]);
+        assert_eq!((c.group.as_str(), c.max_concurrent), ("web", 1));
+        assert_eq!(c.lease_seconds, 1800);
+        for (text, says) in [
+            ("group = \"a/b\"", "key reboot-coordination.group"),
+            (
+                "endpoints = [\"etcd1:2379\"]",
+                "not an http:// or https:// URL",
+            ),
+            (
+                "max-concurrent = 0",
+                "key reboot-coordination.max-concurrent",
+            ),
+            ("lease-seconds = 1", "outlast a reboot"),
+            ("id = \"..\"", "key reboot-coordination.id"),
+            (
+                "cert-file = \"/c.pem\"",
+                "cert-file and key-file go together",
+            ),
+        ] {
+            std::fs::write(&admin, format!("[reboot-coordination]\n{text}\n")).unwrap();
+            let e = sources.load().unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        // Without the image's endpoints the table names no cluster.
+        std::fs::remove_file(vendor.join("10-fleet.toml")).unwrap();
+        std::fs::write(&admin, "[reboot-coordination]\ngroup = \"web\"\n").unwrap();
+        let e = sources.load().unwrap_err().to_string();
+        assert!(e.contains("names no etcd member"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -642,6 +642,11 @@ impl Engine {
     /// Emulated reboot of a sysroot that is not the running system.
     pub fn reboot(&self) -> Result<()> {
         let sysroot = self.open_sysroot()?;
+        if deps::is_emulated(&sysroot) && deps::staged(&sysroot).is_some() {
+            // As finalization does: with a GRUB environment block the new deployment boots
+            // on trial.
+            assessment::arm(&self.sysroot, self.config.health.tries)?;
+        }
         deps::emulated_reboot(&sysroot).map(|_| ())
     }
 

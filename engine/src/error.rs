@@ -59,6 +59,10 @@ pub enum Error {
     /// A health check of the booted system failed (`berthd health-check`).
     #[error("health check failed: {0}")]
     HealthCheckFailed(String),
+    /// The fleet's reboot coordination (etcd) failed or refused. It never reaches D-Bus: the
+    /// scheduler turns it into a Blocked reason.
+    #[error("reboot coordination: {0}")]
+    Coordination(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -95,6 +99,7 @@ impl Error {
             Error::WrongState(_) => "WrongState",
             Error::Busy(_) => "Busy",
             Error::HealthCheckFailed(_) => "HealthCheckFailed",
+            Error::Coordination(_) => "Failed",
             Error::Io { source, .. } if is_enospc(source) => "NoSpace",
             Error::Io { .. } => "Failed",
             Error::Ostree { source, .. } if glib_is_enospc(source) => "NoSpace",

@@ -82,6 +82,7 @@ impl Drop for QuickGuard<'_> {
 impl Daemon {
     pub fn new(engine: Engine, conn: Connection, sources: Sources) -> Arc<Daemon> {
         let automatic = engine.config().automatic.clone();
+        let coordination = engine.config().reboot_coordination.clone();
         Arc::new(Daemon {
             engine,
             authority: Arc::new(Authority::new(conn.clone())),
@@ -89,6 +90,7 @@ impl Daemon {
             inner: Mutex::new(Inner {
                 facts: Facts {
                     automatic,
+                    coordination,
                     ..Facts::default()
                 },
                 active: None,
@@ -287,6 +289,7 @@ impl Daemon {
             match loaded {
                 Ok(Ok(config)) => {
                     inner.facts.automatic = config.automatic;
+                    inner.facts.coordination = config.reboot_coordination;
                     inner.facts.config_error.clear();
                 }
                 Ok(Err(e)) => {

@@ -27,6 +27,8 @@ pub struct Facts {
     pub running: Option<(String, &'static str)>,
     /// The last good `[automatic]` settings, and why the configuration now read is not good.
     pub automatic: Automatic,
+    /// The last good `[reboot-coordination]` table.
+    pub coordination: Option<berth_engine::config::Coordination>,
     pub config_error: String,
     /// The scheduler's record, what holds its step back now (code, words), this machine's
     /// wariness.
@@ -254,7 +256,8 @@ pub fn automatic_settings(a: &Automatic) -> Dict {
 }
 
 /// The AutomaticStatus property: the scheduler's record (last-check, last-outcome,
-/// next-run, failures, staged-at), blocked-reason and wariness.
+/// next-run, failures, staged-at), blocked-reason, wariness, and the group whose reboot slot
+/// this machine holds (reboot-slot, only while it holds one).
 pub fn automatic_status(f: &Facts) -> Dict {
     let r = &f.schedule;
     let mut m = Dict::new();
@@ -274,6 +277,12 @@ pub fn automatic_status(f: &Facts) -> Dict {
     m.insert("wariness".into(), owned(Value::from(f.wariness)));
     let reason = f.blocked.as_ref().map_or("", |(_, words)| words.as_str());
     m.insert("blocked-reason".into(), owned(Value::from(reason)));
+    if let Some(slot) = &r.reboot_slot {
+        m.insert(
+            "reboot-slot".into(),
+            owned(Value::from(slot.group.as_str())),
+        );
+    }
     m
 }
 

@@ -12,12 +12,29 @@ use zbus::Connection;
 pub enum Blocker {
     Metered,
     OnBattery,
-    BatteryLow { percent: f64, floor: u8 },
-    LowSpace { free: u64, floor: u64 },
-    Rollout { at: u64 },
-    OutsideWindow { opens: Option<u64> },
+    BatteryLow {
+        percent: f64,
+        floor: u8,
+    },
+    LowSpace {
+        free: u64,
+        floor: u64,
+    },
+    Rollout {
+        at: u64,
+    },
+    OutsideWindow {
+        opens: Option<u64>,
+    },
     Inhibited(Vec<String>),
     Sessions(Vec<String>),
+    /// Every reboot slot of the fleet's group is held, by these machines.
+    RebootSlots {
+        group: String,
+        holders: Vec<String>,
+    },
+    /// The reboot coordination cannot be asked: no slot, no reboot.
+    Coordination(String),
 }
 
 impl Blocker {
@@ -32,6 +49,8 @@ impl Blocker {
             Blocker::OutsideWindow { .. } => "outside-window",
             Blocker::Inhibited(_) => "inhibited",
             Blocker::Sessions(_) => "sessions",
+            Blocker::RebootSlots { .. } => "reboot-slots",
+            Blocker::Coordination(_) => "coordination",
         }
     }
 
@@ -57,6 +76,13 @@ impl Blocker {
             Blocker::OutsideWindow { opens: None } => "outside the reboot windows".into(),
             Blocker::Inhibited(who) => format!("a restart is inhibited by {}", who.join(", ")),
             Blocker::Sessions(who) => format!("{} (reboot-with-sessions is off)", who.join(", ")),
+            Blocker::RebootSlots { group, holders } => format!(
+                "the reboot slots of group {group} are taken (by {})",
+                holders.join(", ")
+            ),
+            Blocker::Coordination(why) => {
+                format!("the fleet's reboot coordination cannot be asked: {why}")
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 //! and the AutomaticUpdate signal.
 
 pub mod conditions;
+pub mod fleet;
 pub mod record;
 pub mod rollout;
 
@@ -42,7 +43,13 @@ pub async fn run(d: Arc<Daemon>) {
     }
     d.restore_last_check(rec.last_check);
     let wariness = rollout::wariness(&settings, std::path::Path::new(rollout::MACHINE_ID));
-    d.set_schedule(rec, None, wariness).await;
+    d.set_schedule(rec.clone(), None, wariness).await;
+    if rec.reboot_slot.is_some() {
+        // Rebooted with the fleet's slot: it goes back once this boot is healthy.
+        fleet::settle(&d, &mut rec).await;
+        record::store(&sysroot, &rec);
+        d.set_schedule(rec, None, wariness).await;
+    }
     let mut before = settings;
     loop {
         let settings = d.reload_settings().await;
@@ -61,6 +68,12 @@ pub async fn run(d: Arc<Daemon>) {
             }
             record::store(&sysroot, &rec);
             before = settings.clone();
+        }
+        if rec.reboot_slot.is_some() {
+            // An emulated reboot came back with the fleet's slot.
+            fleet::settle(&d, &mut rec).await;
+            record::store(&sysroot, &rec);
+            d.set_schedule(rec.clone(), None, wariness).await;
         }
         if settings.policy == Policy::Off {
             d.set_schedule(rec, None, wariness).await;
@@ -270,6 +283,11 @@ impl Step<'_> {
             }
             return self.block(rec, b.clone(), retry, info).await;
         }
+        let target = rec.staged_digest.clone().unwrap_or_default();
+        if let Err(b) = fleet::take_slot(self.d, rec, &target).await {
+            let retry = now() + self.s.retry_interval;
+            return self.block(rec, b, retry, info).await;
+        }
         tracing::info!("automatic updates: rebooting into version {version}");
         self.event("rebooting", info.clone()).await;
         let check_sessions = !(self.s.reboot_with_sessions || past_deadline);
@@ -280,6 +298,7 @@ impl Step<'_> {
                 rec.done(now(), self.s, format!("rebooted into version {version}"));
             }
             Err(e) => {
+                fleet::give_back(self.d, rec).await;
                 let (name, message) = (e.name().to_string(), e.message().to_string());
                 self.failed(rec, None, "reboot", &name, &message).await;
             }

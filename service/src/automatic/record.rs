@@ -36,6 +36,19 @@ pub struct Record {
     /// What the scheduler staged, and when: only that is rebooted into.
     pub staged_digest: Option<String>,
     pub staged_at: u64,
+    /// The fleet's reboot slot this machine holds, kept across its reboot.
+    pub reboot_slot: Option<HeldSlot>,
+}
+
+/// A slot of the reboot semaphore in etcd (see `fleet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeldSlot {
+    /// The etcd lease the slot lives under.
+    pub lease: i64,
+    pub group: String,
+    /// The image (manifest digest) the machine rebooted for.
+    pub target: String,
 }
 
 pub fn load(sysroot: &Path) -> Record {

@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod demo;
+pub mod etcd;
 pub mod image;
 pub mod proxy;
 pub mod registry;

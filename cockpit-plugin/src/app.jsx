@@ -237,6 +237,38 @@ function SwitchCard({ act, busy }) {
     );
 }
 
+/// The scheduler's state for an administrator: the last step and berthd's words for its
+/// outcome, the next one, what holds it back, and its newest event.
+function Schedule({ snap }) {
+    const m = snap.manager;
+    const a = m.automatic || {};
+    const on = m.automaticUpdates && m.automaticUpdates !== "off";
+    const last = Math.max(Number(a["last-check"] || 0), m.lastCheck || 0);
+    const next = Number(a["next-run"] || 0);
+    const ev = snap.automaticEvent;
+    const said = ev ? fmt.automaticEvent(ev.event, ev.details) : null;
+    if (!on && !last) return null;
+    return (
+        <Stack hasGutter id="automatic-schedule">
+            <Content component="p" id="automatic-last">
+                {last ? _("hero-last-checked", { time: fmt.dateTime(last) }) : _("hero-not-checked")}
+                {a["last-outcome"] ? ` (${a["last-outcome"]})` : ""}
+            </Content>
+            {on && next > 0 &&
+                <Content component="p" id="automatic-next">{_("automatic-next-check", { time: fmt.dateTime(next) })}</Content>}
+            {on && m.blocked &&
+                <Alert isInline variant="warning" id="automatic-held" title={_("automatic-held-back")}>
+                    {fmt.blocked(m.blocked, a["blocked-reason"])}
+                    {a["blocked-reason"] && fmt.blocked(m.blocked, "") !== a["blocked-reason"]
+                        ? <Content component="small" id="automatic-held-detail"> ({a["blocked-reason"]})</Content>
+                        : null}
+                </Alert>}
+            {said &&
+                <Alert isInline isPlain variant={ev.event === "failed" ? "danger" : "info"} id="automatic-event" title={said} />}
+        </Stack>
+    );
+}
+
 function PolicyCard({ snap, admin, configure }) {
     const policy = snap.manager.automaticUpdates;
     return (
@@ -254,6 +286,7 @@ function PolicyCard({ snap, admin, configure }) {
                         </FormHelperText>
                     </FormGroup>
                 </Form>
+                <Schedule snap={snap} />
             </CardBody>
         </Card>
     );

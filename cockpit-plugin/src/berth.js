@@ -82,6 +82,10 @@ export class Berth {
         });
         this.client.subscribe({ interface: TRANSACTION, path_namespace: MANAGER_PATH },
                               (path, _iface, signal, args) => this.transactionSignal(path, signal, args));
+        // The scheduler's events: the newest is shown until the next.
+        this.client.subscribe({ interface: MANAGER, path: MANAGER_PATH, member: "AutomaticUpdate" },
+                              (_path, _iface, _signal, [event, details]) =>
+                                  this.emit({ automaticEvent: { event, details: unwrap(details) } }));
         this.connect();
     }
 
@@ -147,6 +151,8 @@ export class Berth {
             cachedUpdate: unwrap(m.CachedUpdate),
             lastCheck: Number(m.LastCheck || 0),
             automaticUpdates: m.AutomaticUpdates,
+            automatic: unwrap(m.AutomaticStatus),
+            blocked: m.Blocked || "",
             activeTransaction: m.ActiveTransaction,
             emulated: m.Emulated,
         };

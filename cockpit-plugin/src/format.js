@@ -79,3 +79,27 @@ export function dateTime(seconds) {
 }
 
 export const POLICIES = ["off", "check", "download", "apply"];
+
+/// berthd's Blocked codes the page words itself; others show berthd's own reason.
+const BLOCKED = ["metered", "on-battery", "battery-low", "low-space", "rollout", "outside-window",
+    "inhibited", "sessions", "reboot-slots", "coordination"];
+
+/// What holds an automatic step back, in the reader's language.
+export function blocked(code, reason) {
+    return BLOCKED.includes(code) ? _(`blocked-${code}`) : (reason || code);
+}
+
+/// One AutomaticUpdate signal in words, or null for an event the page does not show.
+export function automaticEvent(event, details) {
+    const d = details || {};
+    const v = d.version || _("unknown");
+    switch (event) {
+    case "found": return _("automatic-event-found", { version: v });
+    case "downloaded": return _("automatic-event-downloaded", { version: v });
+    case "staged": return _("automatic-event-staged", { version: v });
+    case "rebooting": return _("automatic-event-rebooting", { version: v });
+    case "blocked": return _("automatic-event-blocked", { reason: blocked(d.code, d.reason) });
+    case "failed": return _("automatic-event-failed", { message: d["error-message"] || "" });
+    default: return null;
+    }
+}

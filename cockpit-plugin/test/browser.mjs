@@ -252,6 +252,37 @@ step("a download is cancelled mid-way and nothing changes", async () => {
     expect(await f.locator('#deployments [data-role="role-staged"]').count() === 0, "something was staged");
 });
 
+step("automatic updates show the schedule, what holds them back, and their events", async () => {
+    const f = ctx.op.frame;
+    await f.locator("#policy").selectOption("download");
+    await f.locator("#policy-description", { hasText: "downloaded in the background" }).waitFor({ timeout: PATIENCE });
+    // berthd's scheduler steps at once, finds big2 and is held back by the free-space floor.
+    await ctx.control.request("automatic-held");
+    const held = f.locator("#automatic-held", { hasText: "There is not enough free disk space." });
+    await held.waitFor({ timeout: PATIENCE });
+    const detail = await text(f.locator("#automatic-held-detail"));
+    expect(detail.includes("MB free") && detail.includes("needed"), `berthd's words: ${detail}`);
+    await f.locator("#automatic-event", { hasText: "Automatic update held back: There is not enough free disk space." })
+            .waitFor({ timeout: PATIENCE });
+    const last = await text(f.locator("#automatic-last"));
+    expect(last.startsWith("Last checked") && last.includes("held back"), `last step: ${last}`);
+    expect((await text(f.locator("#automatic-next"))).startsWith("Next step "), "no next step shown");
+    await state(f, "update-available");
+    await f.locator("#automatic").scrollIntoViewIfNeeded();
+    await shot(ctx.op, "automatic-held-back");
+    // The floor lifted: it downloads by itself and says so.
+    await ctx.control.request("automatic-free");
+    await f.locator("#automatic-event", { hasText: /Version .* was downloaded/ }).waitFor({ timeout: PATIENCE });
+    await held.waitFor({ state: "detached", timeout: PATIENCE });
+    await state(f, "update-ready").catch(async e => {
+        const t = f.locator("#status-title");
+        throw new Error(`${e.message}; the page: ${await t.getAttribute("data-state")} ${await text(t)}`);
+    });
+    await f.locator("#automatic").scrollIntoViewIfNeeded();
+    await shot(ctx.op, "automatic-downloaded");
+    await ctx.control.request("automatic-quiet");
+});
+
 step("an update started with the CLI shows up live", async () => {
     const f = ctx.op.frame;
     const before = (await f.locator("#status").getAttribute("data-followed")).split(" ").filter(Boolean);
@@ -304,12 +335,20 @@ step("the page speaks German to a German browser", async () => {
     await f.locator("#status-title", { hasText: "Neu starten" }).waitFor();
     expect(await text(f.locator("#versions h2")) === "Versionen auf diesem System", "versions title");
     await shot(s, "german");
+    // The scheduler's state in German (policy "download", from the steps before).
+    const next = await text(f.locator("#automatic-next"));
+    expect(next.startsWith("Nächster Schritt "), `next step: ${next}`);
+    await f.locator("#automatic").scrollIntoViewIfNeeded();
+    await shot(s, "german-automatic");
     await s.context.close();
 });
 
 step("local changes to /usr are shown: unlocked, and what the drift check found", async () => {
     const s = await login(ctx.browser, VIEWER, "en-US");
-    expect(await s.frame.locator('#system [data-row="row-modifications"]').count() === 0, "row shown for the image as built");
+    // The image as built: no row, or the automatic drift check's clean verdict.
+    const rows = s.frame.locator('#system [data-row="row-modifications"]');
+    const shown = await rows.count() === 0 ? "" : await text(rows);
+    expect(shown === "" || shown.includes("Matches the image"), `row for the image as built: ${shown}`);
     await ctx.control.request("unlock-and-modify");
     await waitRow(s.frame, "row-modifications", "Unlocked until the next restart · Differs from the image: 1 file");
     await shot(s, "local-changes");

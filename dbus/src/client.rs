@@ -92,6 +92,40 @@ pub enum TransactionEvent {
     },
 }
 
+/// An `AutomaticUpdate` signal: what berthd's scheduler did (found, downloaded, staged,
+/// blocked, failed, rebooting) and its details (version, code, reason, error-message...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomaticEvent {
+    pub event: String,
+    pub details: std::collections::HashMap<String, String>,
+}
+
+impl AutomaticEvent {
+    /// The event of a signal message, if it is berthd's AutomaticUpdate; string details only
+    /// (what clients show).
+    pub fn parse(msg: &zbus::Message) -> Option<AutomaticEvent> {
+        let hdr = msg.header();
+        if hdr.member()?.as_str() != "AutomaticUpdate"
+            || hdr.path()?.as_str() != crate::MANAGER_PATH
+        {
+            return None;
+        }
+        let (event, details) = msg.body().deserialize::<(String, crate::Options)>().ok()?;
+        let details = details
+            .iter()
+            .filter_map(|(k, v)| {
+                let s = String::try_from(v.try_clone().ok()?).ok()?;
+                Some((k.clone(), s))
+            })
+            .collect();
+        Some(AutomaticEvent { event, details })
+    }
+
+    pub fn detail(&self, key: &str) -> &str {
+        self.details.get(key).map_or("", String::as_str)
+    }
+}
+
 impl TransactionEvent {
     /// The transaction path and event of a signal message, if it is one of berthd's.
     pub fn parse(msg: &zbus::Message) -> Option<(String, TransactionEvent)> {

@@ -6,7 +6,7 @@
 pub mod client;
 pub mod model;
 
-pub use client::{CallError, Client, TransactionEvent};
+pub use client::{AutomaticEvent, CallError, Client, TransactionEvent};
 
 use std::collections::HashMap;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};

@@ -149,6 +149,46 @@ impl CachedUpdate {
     }
 }
 
+/// The scheduler's state (AutomaticStatus with Blocked).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AutomaticStatus {
+    /// Seconds since the epoch; 0: never, or (next_run) nothing scheduled.
+    pub last_check: u64,
+    pub next_run: u64,
+    /// berthd's own words (English) for the last step's outcome.
+    pub last_outcome: String,
+    pub failures: u32,
+    /// The Blocked code ("" when nothing holds the step back) and berthd's words for it.
+    pub blocked: String,
+    pub blocked_reason: String,
+    /// The fleet group whose reboot slot this machine holds.
+    pub reboot_slot: Option<String>,
+}
+
+impl AutomaticStatus {
+    pub async fn read(m: &ManagerProxy<'_>) -> zbus::Result<AutomaticStatus> {
+        let o = m.automatic_status().await?;
+        let text = |k: &str| {
+            o.get(k)
+                .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+                .unwrap_or_default()
+        };
+        let number = |k: &str| o.get(k).and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        Ok(AutomaticStatus {
+            last_check: number("last-check"),
+            next_run: number("next-run"),
+            last_outcome: text("last-outcome"),
+            failures: o
+                .get("failures")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0),
+            blocked: m.blocked().await?,
+            blocked_reason: text("blocked-reason"),
+            reboot_slot: Some(text("reboot-slot")).filter(|s| !s.is_empty()),
+        })
+    }
+}
+
 /// Every Manager property at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -162,6 +202,8 @@ pub struct Snapshot {
     /// When a check last succeeded (seconds since the epoch), whoever asked; 0: none yet.
     pub last_check: u64,
     pub automatic_updates: String,
+    /// The scheduler's AutomaticStatus, and what holds its step back (Blocked).
+    pub automatic: AutomaticStatus,
     /// None when nothing runs.
     pub active_transaction: Option<String>,
     pub emulated: bool,
@@ -180,6 +222,7 @@ impl Snapshot {
             cached_update: CachedUpdate::from_options(&m.cached_update().await?),
             last_check: m.last_check().await?,
             automatic_updates: m.automatic_updates().await?,
+            automatic: AutomaticStatus::read(m).await?,
             active_transaction: (active.as_str() != "/").then(|| active.to_string()),
             emulated: m.emulated().await?,
         })

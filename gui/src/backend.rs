@@ -8,7 +8,7 @@
 
 use crate::runtime;
 use berth_dbus::model::{self, ListedDeployment, Snapshot};
-use berth_dbus::{options, CallError, Client, Options, TransactionEvent};
+use berth_dbus::{options, AutomaticEvent, CallError, Client, Options, TransactionEvent};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub enum Event {
     /// berthd's properties changed (or were read after connecting).
     Snapshot(Box<Snapshot>, Vec<ListedDeployment>),
     Transaction(String, TransactionEvent),
+    /// berthd's scheduler did something (found, downloaded, staged, blocked, failed, rebooting).
+    Automatic(AutomaticEvent),
     /// berthd left the bus (crashed, stopped, idle exit) while we watched.
     Lost,
     /// berthd cannot be reached; the watcher retries.
@@ -199,6 +201,8 @@ async fn follow(
                 let Some(Ok(msg)) = msg else { return true };
                 let event = if let Some((path, ev)) = TransactionEvent::parse(&msg) {
                     Event::Transaction(path, ev)
+                } else if let Some(ev) = AutomaticEvent::parse(&msg) {
+                    Event::Automatic(ev)
                 } else if msg.header().member().is_some_and(|m| m == "PropertiesChanged")
                     && msg.header().path().is_some_and(|p| p.as_str() == berth_dbus::MANAGER_PATH)
                 {

@@ -82,6 +82,60 @@ pub fn date(rfc3339: &str) -> Option<String> {
     local.format("%-d %B %Y").ok().map(|s| s.to_string())
 }
 
+/// What holds an automatic step back, from berthd's Blocked code; berthd's own (English)
+/// words for a code this window does not know.
+pub fn blocked(code: &str, reason: &str) -> String {
+    match code {
+        "metered" => fl!("blocked-metered"),
+        "on-battery" => fl!("blocked-on-battery"),
+        "battery-low" => fl!("blocked-battery-low"),
+        "low-space" => fl!("blocked-low-space"),
+        "rollout" => fl!("blocked-rollout"),
+        "outside-window" => fl!("blocked-outside-window"),
+        "inhibited" => fl!("blocked-inhibited"),
+        "sessions" => fl!("blocked-sessions"),
+        "reboot-slots" => fl!("blocked-reboot-slots"),
+        "coordination" => fl!("blocked-coordination"),
+        _ => reason.to_string(),
+    }
+}
+
+/// The toast for one of the scheduler's events; None for events nobody needs to hear of.
+pub fn automatic_event(ev: &berth_dbus::AutomaticEvent) -> Option<String> {
+    let version = || {
+        let v = ev.detail("version");
+        if v.is_empty() {
+            fl!("unknown")
+        } else {
+            v.to_string()
+        }
+    };
+    Some(match ev.event.as_str() {
+        "found" => fl!("automatic-event-found", version = version()),
+        "downloaded" => fl!("automatic-event-downloaded", version = version()),
+        "staged" => fl!("automatic-event-staged", version = version()),
+        "rebooting" => fl!("automatic-event-rebooting", version = version()),
+        "blocked" => fl!(
+            "automatic-event-blocked",
+            reason = blocked(ev.detail("code"), ev.detail("reason"))
+        ),
+        "failed" => fl!(
+            "automatic-event-failed",
+            message = ev.detail("error-message")
+        ),
+        _ => return None,
+    })
+}
+
+/// A moment as the window says it: the time today, else the day and the time.
+pub fn moment(secs: u64) -> Option<String> {
+    let t = gtk::glib::DateTime::from_unix_local(secs as i64).ok()?;
+    let now = gtk::glib::DateTime::now_local().ok()?;
+    let same_day = t.ymd() == now.ymd();
+    let format = if same_day { "%X" } else { "%-d %B, %X" };
+    t.format(format).ok().map(|s| s.to_string())
+}
+
 /// The policy names `Configure` takes, in the order the window lists them.
 pub const POLICIES: [&str; 4] = ["off", "check", "download", "apply"];
 

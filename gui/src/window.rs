@@ -72,6 +72,8 @@ pub struct State {
     pub hero: Option<Hero>,
     pub primary: Option<Action>,
     pub secondary: Option<Action>,
+    /// The toasts shown, newest last (the last few).
+    pub toasts: Vec<String>,
 }
 
 /// The window's widgets, public so the UI tests drive the same widgets a person clicks.
@@ -96,6 +98,8 @@ pub struct Widgets {
     pub modifications_row: adw::ActionRow,
     pub built_row: adw::ActionRow,
     pub policy_row: adw::ComboRow,
+    pub schedule_row: adw::ActionRow,
+    pub held_row: adw::ActionRow,
     pub versions: adw::PreferencesGroup,
     pub rollback_button: gtk::Button,
     /// The rows of the versions list, rebuilt on every change.
@@ -260,6 +264,16 @@ impl Window {
             .title(fl!("group-automatic"))
             .build();
         automatic.add(&policy_row);
+        // When the scheduler last looked and looks next; what holds it back, if anything.
+        let schedule_row = row(fl!("hero-not-checked"));
+        let held_row = adw::ActionRow::builder()
+            .title(fl!("automatic-held-back"))
+            .visible(false)
+            .build();
+        held_row.add_prefix(&gtk::Image::from_icon_name("dialog-warning-symbolic"));
+        held_row.add_css_class("property");
+        automatic.add(&schedule_row);
+        automatic.add(&held_row);
 
         // Versions on this system.
         let rollback_button = gtk::Button::builder()
@@ -316,6 +330,8 @@ impl Window {
             modifications_row,
             built_row,
             policy_row,
+            schedule_row,
+            held_row,
             versions,
             rollback_button,
             version_rows: RefCell::default(),
@@ -411,6 +427,11 @@ impl Window {
         match event {
             Event::Snapshot(snapshot, list) => self.on_snapshot(*snapshot, list),
             Event::Transaction(path, ev) => self.on_transaction(path, ev),
+            Event::Automatic(ev) => {
+                if let Some(text) = present::automatic_event(&ev) {
+                    self.toast(text);
+                }
+            }
             Event::Lost => {
                 let mut st = self.0.state.borrow_mut();
                 if let Some(r) = st.running.take() {
@@ -603,6 +624,11 @@ impl Window {
 
     pub fn toast(&self, text: String) {
         self.0.w.toasts.add_toast(adw::Toast::new(&text));
+        let mut st = self.0.state.borrow_mut();
+        if st.toasts.len() >= 16 {
+            st.toasts.remove(0);
+        }
+        st.toasts.push(text);
     }
 
     /// Runs a call that starts a transaction; the transaction's signals do the rest.
@@ -1052,6 +1078,7 @@ impl Window {
             .set_default_widget(Some(&w.primary).filter(|p| p.is_visible()));
         self.render_system();
         self.sync_policy();
+        self.render_automatic();
         self.render_versions(busy);
     }
 
@@ -1105,6 +1132,36 @@ impl Window {
                 .set_subtitle(&present::policy_description(present::POLICIES[i]));
             self.0.syncing_policy.set(false);
         }
+    }
+
+    /// The scheduler's rows: last and next step (while a policy is on), and what holds it
+    /// back.
+    fn render_automatic(&self) {
+        let w = &self.0.w;
+        let st = self.0.state.borrow();
+        let Some(s) = st.snapshot.as_ref() else {
+            w.schedule_row.set_visible(false);
+            w.held_row.set_visible(false);
+            return;
+        };
+        let a = &s.automatic;
+        let on = s.automatic_updates != "off" && !s.automatic_updates.is_empty();
+        // LastCheck counts a check by anyone; the scheduler's own may be older.
+        let last = s.last_check.max(a.last_check);
+        w.schedule_row.set_visible(on || last > 0);
+        w.schedule_row
+            .set_title(&match present::moment(last).filter(|_| last > 0) {
+                Some(t) => fl!("hero-last-checked", time = t),
+                None => fl!("hero-not-checked"),
+            });
+        let next = present::moment(a.next_run).filter(|_| on && a.next_run > 0);
+        w.schedule_row.set_subtitle(&match next {
+            Some(t) => fl!("automatic-next-check", time = t),
+            None => String::new(),
+        });
+        w.held_row.set_visible(on && !a.blocked.is_empty());
+        w.held_row
+            .set_subtitle(&present::blocked(&a.blocked, &a.blocked_reason));
     }
 
     fn render_versions(&self, busy: bool) {

@@ -249,6 +249,23 @@ mod child {
         Ok(())
     }
 
+    /// Scrolls the page so that the group holding `row` is at the top of the window.
+    fn scroll_to(row: &impl IsA<gtk::Widget>) -> Result<(), String> {
+        let group = row
+            .ancestor(adw::PreferencesGroup::static_type())
+            .ok_or("no group")?;
+        let scrolled = group
+            .ancestor(gtk::ScrolledWindow::static_type())
+            .and_downcast::<gtk::ScrolledWindow>()
+            .ok_or("not scrolled")?;
+        let content = scrolled.child().ok_or("empty")?;
+        let at = group
+            .compute_point(&content, &gtk::graphene::Point::new(0.0, 0.0))
+            .ok_or("not laid out")?;
+        scrolled.vadjustment().set_value(f64::from(at.y()) - 12.0);
+        Ok(())
+    }
+
     fn hero(win: &Window) -> Option<Hero> {
         win.0.state.borrow().hero
     }
@@ -608,6 +625,54 @@ mod child {
             .await
         })
         .await;
+        step(
+            res,
+            "automatic_updates_show_their_state_and_events",
+            async {
+                w.policy_row.set_selected(2); // Download automatically
+                ctl.ask("automatic-held").await?;
+                wait_for("held back", || w.held_row.is_visible()).await?;
+                let why = w.held_row.subtitle().unwrap_or_default();
+                expect(
+                    "the reason",
+                    why == "There is not enough free disk space.",
+                    || why.to_string(),
+                )?;
+                let toasts = || win.0.state.borrow().toasts.join(" | ");
+                wait_for("the toasts", || {
+                    toasts().contains("is available")
+                        && toasts().contains("Automatic update held back: There is not enough")
+                })
+                .await
+                .map_err(|e| format!("{e}: {}", toasts()))?;
+                let last = w.schedule_row.title();
+                expect("last check", last.starts_with("Last checked "), || {
+                    last.to_string()
+                })?;
+                let next = w.schedule_row.subtitle().unwrap_or_default();
+                expect("next step", next.starts_with("Next step "), || {
+                    next.to_string()
+                })?;
+                wait_for("the step to end", || win.0.state.borrow().running.is_none()).await?;
+                // Scrolled into view, as a person would.
+                scroll_to(&w.policy_row)?;
+                shot(&w.window, "automatic-held-back").await?;
+                ctl.ask("automatic-free").await?;
+                wait_for("the download announced", || {
+                    toasts().contains("was downloaded") && !w.held_row.is_visible()
+                })
+                .await
+                .map_err(|e| format!("{e}: {}", toasts()))?;
+                wait_for("update downloaded", || {
+                    hero(win) == Some(Hero::UpdateDownloaded)
+                })
+                .await?;
+                shot(&w.window, "automatic-downloaded").await?;
+                // Quiet again for the steps that follow (the next step a day away).
+                ctl.ask("automatic-quiet").await.map(|_| ())
+            },
+        )
+        .await;
         step(res, "rollback_confirms_then_needs_restart", async {
             expect("rollback button", w.rollback_button.is_visible(), || {
                 "hidden".into()
@@ -637,13 +702,13 @@ mod child {
         })
         .await;
         step(res, "policy_change_reaches_berthd", async {
-            w.policy_row.set_selected(2); // Download automatically
+            w.policy_row.set_selected(1); // Check only
             let mut policy = String::new();
             let start = Instant::now();
-            while policy != "download" && start.elapsed() < super::PATIENCE {
+            while policy != "check" && start.elapsed() < super::PATIENCE {
                 policy = ctl.ask("automatic-updates").await?;
             }
-            expect("AutomaticUpdates", policy == "download", || policy.clone())?;
+            expect("AutomaticUpdates", policy == "check", || policy.clone())?;
             wait_for("the window follows", || {
                 win.0
                     .state
@@ -651,7 +716,7 @@ mod child {
                     .snapshot
                     .as_ref()
                     .map(|s| s.automatic_updates.as_str())
-                    == Some("download")
+                    == Some("check")
             })
             .await
         })
@@ -735,10 +800,12 @@ mod child {
         })
         .await;
         step(res, "local_changes_are_shown", async {
+            // The image as built: no row, or the automatic drift check's clean verdict.
+            let clean = w.modifications_row.subtitle().unwrap_or_default();
             expect(
-                "no local changes row for the image as built",
-                !w.modifications_row.is_visible(),
-                || "shown".into(),
+                "no local changes shown for the image as built",
+                !w.modifications_row.is_visible() || clean == "Matches the image",
+                || clean.to_string(),
             )?;
             ctl.ask("unlock-and-modify").await?;
             let want = "Unlocked until the next restart · Differs from the image: 1 file";
@@ -776,7 +843,17 @@ mod child {
                     || t == "Aktualisierung verfügbar",
                 || t.clone(),
             )?;
-            shot(&w.window, "german").await
+            shot(&w.window, "german").await?;
+            // The scheduler's rows (policy "check", from the main scenario), in German.
+            wait_for("the schedule", || w.schedule_row.is_visible()).await?;
+            let next = w.schedule_row.subtitle().unwrap_or_default();
+            expect(
+                "German next step",
+                next.starts_with("Nächster Schritt "),
+                || next.to_string(),
+            )?;
+            scroll_to(&w.policy_row)?;
+            shot(&w.window, "german-automatic").await
         })
         .await;
     }

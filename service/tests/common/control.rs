@@ -105,6 +105,34 @@ fn unlock_and_modify(svc: &Service) -> Result<(), String> {
     }
 }
 
+/// An administrator's drop-in for the scheduler, then `systemctl reload berthd` (SIGHUP).
+/// u64::MAX: none (removed).
+fn automatic_settings(svc: &Service, min_free_space: u64) -> Result<(), String> {
+    let dir = std::path::PathBuf::from(format!("{}.d", svc.config.display()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dropin = dir.join("20-test-automatic.toml");
+    if min_free_space == u64::MAX {
+        std::fs::remove_file(&dropin).map_err(|e| e.to_string())?;
+    } else {
+        std::fs::write(
+            dropin,
+            format!(
+                "[automatic]\nfirst-check-delay = 0\njitter = 0\ncheck-interval = 86400\n\
+             retry-interval = 86400\nmin-free-space = {min_free_space}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let pid = svc.berthd.as_ref().ok_or("berthd is not running")?.pid();
+    let st = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    st.success()
+        .then_some(())
+        .ok_or_else(|| format!("kill -HUP: {st}"))
+}
+
 async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> String {
     let result: Result<(), String> = match request {
         "publish 2" => retag(svc, "2"),
@@ -137,6 +165,15 @@ async fn serve(svc: &mut Service, cli: &mut Option<Child>, request: &str) -> Str
         },
         // Root unlocks /usr, changes a file there and runs a drift check.
         "unlock-and-modify" => unlock_and_modify(svc),
+        // berthd's scheduler steps at once and is held back by the free-space floor, with a
+        // new image (24 MiB) waiting; then the floor is lifted and it downloads.
+        "automatic-held" => {
+            svc.push_noise("big2", 10);
+            retag(svc, "big2").and_then(|_| automatic_settings(svc, 1 << 60))
+        }
+        "automatic-free" => automatic_settings(svc, 0),
+        // The drop-in removed: the scheduler's next step is a day away again.
+        "automatic-quiet" => automatic_settings(svc, u64::MAX),
         "kill-berthd" => {
             if let Some(mut b) = svc.berthd.take() {
                 b.kill();

@@ -149,32 +149,16 @@ impl Client {
         body: &Value,
     ) -> std::result::Result<Value, Attempt> {
         for fresh_token in [false, true] {
-            let mut req = self
-                .http
-                .post(format!("{endpoint}/v3/{path}"))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-            if let Some(token) = self.token(endpoint, fresh_token).await? {
-                req = req.header(reqwest::header::AUTHORIZATION, token);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Attempt::NextMember(chain(&e)))?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Attempt::NextMember(chain(&e)))?;
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| Attempt::NextMember(not_json(status, &bytes)))?;
+            let token = self.token(endpoint, fresh_token).await?;
+            let url = format!("{endpoint}/v3/{path}");
+            let v = self.post(&url, body, token.as_deref()).await?;
             let Some(message) = v.get("error").and_then(Value::as_str) else {
                 return Ok(v);
             };
             match v.get("code").map(int).unwrap_or(0) {
                 UNAUTHENTICATED if !fresh_token && self.credentials.is_some() => continue,
                 UNAVAILABLE | DEADLINE_EXCEEDED => {
-                    return Err(Attempt::NextMember(message.to_string()))
+                    return Err(Attempt::NextMember(crate::text::outside(message)))
                 }
                 code => return Err(Attempt::Final(Failure::Etcd(EtcdError::new(code, message)))),
             }
@@ -182,6 +166,28 @@ impl Client {
         Err(Attempt::Final(Failure::Other(
             "etcd refused a fresh token".into(),
         )))
+    }
+
+    /// One JSON request; a member that cannot answer (or is no etcd) leaves it to the next.
+    async fn post(
+        &self,
+        url: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> std::result::Result<Value, Attempt> {
+        let mut req = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            req = req.header(reqwest::header::AUTHORIZATION, token);
+        }
+        let next = |e: reqwest::Error| Attempt::NextMember(chain(&e));
+        let resp = req.send().await.map_err(next)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(next)?;
+        serde_json::from_slice(&bytes).map_err(|_| Attempt::NextMember(not_json(status, &bytes)))
     }
 
     /// etcd's auth token for `endpoint`, fetched once and again when it expired.
@@ -197,21 +203,9 @@ impl Client {
         if let (Some(t), false) = (cached.as_ref(), fresh) {
             return Ok(Some(t.clone()));
         }
-        let resp = self
-            .http
-            .post(format!("{endpoint}/v3/auth/authenticate"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(json!({ "name": name, "password": password }).to_string())
-            .send()
-            .await
-            .map_err(|e| Attempt::NextMember(chain(&e)))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Attempt::NextMember(chain(&e)))?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| Attempt::NextMember(not_json(status, &bytes)))?;
+        let url = format!("{endpoint}/v3/auth/authenticate");
+        let body = json!({ "name": name, "password": password });
+        let v = self.post(&url, &body, None).await?;
         match v.get("token").and_then(Value::as_str) {
             Some(t) => {
                 *cached = Some(t.to_string());

@@ -98,6 +98,8 @@ impl RebootLock {
                 .flatten()
                 .filter_map(|kv| kv.key.strip_prefix(&prefix).map(str::to_string))
                 .filter(|id| *id != self.id)
+                // Other machines' names reach Blocked, the journal and the clients.
+                .map(|id| crate::text::outside(&id))
                 .collect();
             if others.len() >= self.max as usize {
                 return Ok(Acquired::Full { holders: others });

@@ -59,9 +59,14 @@ pub async fn take_slot(d: &Daemon, rec: &mut Record, target: &str) -> Result<(),
 
 /// A reboot that did not happen: the slot goes back at once.
 pub async fn give_back(d: &Daemon, rec: &mut Record) {
-    if let Some(slot) = rec.reboot_slot.take() {
-        release(d, &slot).await;
-        super::record::store(d.engine.sysroot_path(), rec);
+    let Some(slot) = rec.reboot_slot.take() else {
+        return;
+    };
+    super::record::store(d.engine.sysroot_path(), rec);
+    match d.facts().coordination.as_ref().map(lock) {
+        Some(Ok(lock)) => release(&lock, &slot).await,
+        Some(Err(b)) => tracing::warn!("reboot coordination: {}", b.message()),
+        None => {}
     }
 }
 
@@ -120,19 +125,12 @@ pub async fn settle(d: &Arc<Daemon>, rec: &mut Record) {
              back); giving the slot back"
         );
     }
-    release(d, &slot).await;
+    release(&lock, &slot).await;
     rec.reboot_slot = None;
 }
 
-async fn release(d: &Daemon, slot: &HeldSlot) {
-    let Some(c) = d.facts().coordination else {
-        return;
-    };
-    let result = match lock(&c) {
-        Ok(lock) => lock.release(slot.lease).await.map_err(|e| e.to_string()),
-        Err(b) => Err(b.message()),
-    };
-    if let Err(e) = result {
+async fn release(lock: &RebootLock, slot: &HeldSlot) {
+    if let Err(e) = lock.release(slot.lease).await {
         // Its lease ends it anyway.
         tracing::warn!(
             "reboot coordination: cannot give the slot back ({e}); it ends with its lease"

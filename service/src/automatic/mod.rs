@@ -43,13 +43,7 @@ pub async fn run(d: Arc<Daemon>) {
     }
     d.restore_last_check(rec.last_check);
     let wariness = rollout::wariness(&settings, std::path::Path::new(rollout::MACHINE_ID));
-    d.set_schedule(rec.clone(), None, wariness).await;
-    if rec.reboot_slot.is_some() {
-        // Rebooted with the fleet's slot: it goes back once this boot is healthy.
-        fleet::settle(&d, &mut rec).await;
-        record::store(&sysroot, &rec);
-        d.set_schedule(rec, None, wariness).await;
-    }
+    d.set_schedule(rec, None, wariness).await;
     let mut before = settings;
     loop {
         let settings = d.reload_settings().await;
@@ -70,7 +64,8 @@ pub async fn run(d: Arc<Daemon>) {
             before = settings.clone();
         }
         if rec.reboot_slot.is_some() {
-            // An emulated reboot came back with the fleet's slot.
+            // Rebooted (really, or emulated in-process) with the fleet's slot: it goes back
+            // once this boot is healthy.
             fleet::settle(&d, &mut rec).await;
             record::store(&sysroot, &rec);
             d.set_schedule(rec.clone(), None, wariness).await;
